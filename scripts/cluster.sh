@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# A private PostgreSQL 15 cluster for this checkout (not the system one): start | stop | status
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cmd=${1:-start}
+owner() { if [ "$(id -u)" = 0 ]; then chown -R postgres:postgres "$@"; fi; }
+case $cmd in
+start)
+  mkdir -p "$STATE" "$SOCKDIR"; chmod 755 "$STATE"; owner "$STATE"
+  if [ ! -f "$PGDATA_DIR/PG_VERSION" ]; then
+    "${AS_PG[@]}" "$PG_BIN/initdb" -D "$PGDATA_DIR" -A trust -U postgres -E UTF8 --locale=C.UTF-8 >/dev/null
+    cat >> "$PGDATA_DIR/postgresql.conf" <<CONF
+listen_addresses = ''
+unix_socket_directories = '$SOCKDIR'
+port = $PGPORT_PRIVATE
+shared_buffers = 256MB
+fsync = off
+synchronous_commit = off
+max_connections = 100
+log_min_messages = warning
+CONF
+  fi
+  if ! "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1; then
+    "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$LOGFILE" -w start >/dev/null
+  fi
+  echo "cluster: running (socket $SOCKDIR, port $PGPORT_PRIVATE, data $PGDATA_DIR)"
+  ;;
+stop)
+  if [ -f "$PGDATA_DIR/PG_VERSION" ]; then "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m fast stop || true; fi
+  ;;
+restart)
+  "$0" stop; "$0" start
+  ;;
+status)
+  "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" status
+  ;;
+psql)
+  shift; psql_private "$@"
+  ;;
+*) echo "usage: $0 start|stop|restart|status|psql" >&2; exit 2 ;;
+esac

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Every test layer: (1) pure-Rust unit tests, (2) #[pg_test] inside PostgreSQL, (3) pg_regress SQL
+# tests against the installed extension in the private cluster.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+layer=${1:-all}
+
+if [[ $layer == all || $layer == unit ]]; then
+  echo "== 1. unit tests (cargo test, no database)"
+  cargo test --lib -q -- --skip pg_tests
+fi
+
+if [[ $layer == all || $layer == pg ]]; then
+  echo "== 2. #[pg_test] (cargo pgrx test pg15)"
+  if [ "$(id -u)" = 0 ]; then
+    install -d -o postgres -g postgres "$STATE/pgtest"
+    chmod 755 "$STATE"
+    cargo pgrx test pg$PG_MAJOR --runas postgres --pgdata "$STATE/pgtest"
+  else
+    cargo pgrx test pg$PG_MAJOR
+  fi
+fi
+
+if [[ $layer == all || $layer == regress ]]; then
+  echo "== 3. SQL tests (pg_regress, private cluster)"
+  bash scripts/install.sh
+  bash scripts/cluster.sh start
+  PG_REGRESS=$(dirname "$("$PG_CONFIG" --pgxs)")/../../src/test/regress/pg_regress
+  OUT=$STATE/regress
+  rm -rf "$OUT"; mkdir -p "$OUT"
+  cp -r tests/pg_regress/. "$OUT/"
+  [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$OUT"
+  tests=$(cd tests/pg_regress/sql && ls *.sql | sed 's/\.sql$//' | sort)
+  if ! "${AS_PG[@]}" "$PG_REGRESS" --host="$SOCKDIR" --port="$PGPORT_PRIVATE" --user=postgres \
+       --inputdir="$OUT" --outputdir="$OUT" --dbname=kenbun_regress $tests; then
+    cat "$OUT/regression.diffs" 2>/dev/null | head -200
+    exit 1
+  fi
+fi

@@ -1,0 +1,123 @@
+//! What the compiler knows about the database: bound tables and their columns, mapped fields, levels
+//! and saved segments. The pgrx layer fills it from one catalog query (`kenbun._catalog()`); tests
+//! build it by hand.
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Lead,
+    Account,
+    Event,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Lead => "lead",
+            Kind::Account => "account",
+            Kind::Event => "event",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<Kind> {
+        match s {
+            "lead" => Some(Kind::Lead),
+            "account" => Some(Kind::Account),
+            "event" => Some(Kind::Event),
+            _ => None,
+        }
+    }
+    pub fn bind_function(self) -> &'static str {
+        match self {
+            Kind::Lead => "kenbun.bind_leads",
+            Kind::Account => "kenbun.bind_accounts",
+            Kind::Event => "kenbun.bind_events",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Column {
+    pub name: String,
+    /// `format_type(atttypid, NULL)` under search_path pg_catalog: schema-qualified outside pg_catalog.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    #[serde(default)]
+    pub not_null: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Binding {
+    pub kind: String,
+    pub schema: String,
+    pub table: String,
+    /// Primary key of leads / accounts.
+    pub key: Option<String>,
+    /// Leads: the column holding the account's key.
+    pub account_key: Option<String>,
+    /// Events: the lead key, type, time and metadata columns.
+    pub lead_key: Option<String>,
+    pub type_column: Option<String>,
+    pub time_column: Option<String>,
+    pub metadata_column: Option<String>,
+    pub columns: Vec<Column>,
+}
+
+impl Binding {
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", super::sql::ident(&self.schema), super::sql::ident(&self.table))
+    }
+    pub fn display(&self) -> String {
+        format!("{}.{}", self.schema, self.table)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct FieldMap {
+    pub kind: String,
+    pub name: String,
+    pub path: String,
+    #[serde(rename = "type")]
+    pub type_name: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Tier {
+    pub name: String,
+    pub min: serde_json::Number,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Level {
+    pub name: String,
+    pub field: String,
+    pub tiers: Vec<Tier>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct SegmentDef {
+    pub id: i64,
+    pub name: String,
+    pub kind: String,
+    pub rule: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct Catalog {
+    #[serde(default)]
+    pub bindings: Vec<Binding>,
+    #[serde(default)]
+    pub fields: Vec<FieldMap>,
+    #[serde(default)]
+    pub levels: Vec<Level>,
+    #[serde(default)]
+    pub segments: Vec<SegmentDef>,
+}
+
+impl Catalog {
+    pub fn binding(&self, kind: Kind) -> Option<&Binding> {
+        self.bindings.iter().find(|b| b.kind == kind.name())
+    }
+}

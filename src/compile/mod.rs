@@ -1,0 +1,659 @@
+//! Rule → SQL. The only place in kenbun that writes SQL text about user data. Identifiers come from
+//! the catalog and are always quoted; values become quoted, typed literals.
+pub mod catalog;
+pub mod sql;
+
+pub use catalog::{Binding, Catalog, Kind};
+
+use crate::error::{did_you_mean, KenbunError, Result, SqlState};
+use crate::rule::{is_iso_datetime, EventCond, FieldCond, LeadsCond, LevelCond, LevelOp, Op, Rule};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use sql::{ident, like_escape, literal, typed};
+
+/// The result of compiling a rule.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Compiled {
+    /// A boolean expression over the bound table aliased `root_alias(kind)`. It is TRUE for members
+    /// and FALSE or NULL for everyone else: use it in WHERE. `public_sql` is strictly two-valued.
+    pub sql: String,
+    /// Regular expressions to validate (pattern, JSON path).
+    pub regexes: Vec<(String, String)>,
+    /// Uses now(): membership changes as time passes.
+    pub time_dependent: bool,
+    /// (kind, column) pairs the rule reads, including join keys.
+    pub reads: BTreeSet<(Kind, String)>,
+    /// Saved segments used, directly or through other segments.
+    pub segments: BTreeSet<String>,
+}
+
+impl Compiled {
+    /// The two-valued form (never NULL), as returned by `kenbun.compile`.
+    pub fn public_sql(&self) -> String {
+        match self.sql.as_str() {
+            "true" | "false" => self.sql.clone(),
+            s => format!("COALESCE({s}, false)"),
+        }
+    }
+}
+
+/// The alias the top-level table has in compiled SQL.
+pub fn root_alias(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Lead => "l",
+        Kind::Account => "a",
+        Kind::Event => "e",
+    }
+}
+
+/// Compiles `rule` for `kind` (lead or account) against the catalog.
+pub fn compile(rule: &Rule, kind: Kind, cat: &Catalog) -> Result<Compiled> {
+    if kind == Kind::Event {
+        return Err(KenbunError::new(SqlState::InvalidParameterValue, "kind must be \"lead\" or \"account\"")
+            .hint("event conditions go inside a lead rule: {\"event\":{…}}"));
+    }
+    binding(cat, kind)?;
+    let mut cx = Cx { cat, n: 0, out: Compiled::default(), stack: vec![] };
+    let sql = cx.expr(rule, kind, root_alias(kind))?;
+    let mut out = cx.out;
+    out.sql = sql;
+    Ok(out)
+}
+
+fn binding(cat: &Catalog, kind: Kind) -> Result<&Binding> {
+    cat.binding(kind).ok_or_else(|| {
+        KenbunError::new(SqlState::ObjectNotInPrerequisiteState, format!("no table is bound for kind \"{}\"", kind.name()))
+            .hint(format!("bind one first, e.g. SELECT {}('public.{}s');", kind.bind_function(), kind.name()))
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Text,
+    Int,
+    Num,
+    Bool,
+    Time,
+    Jsonb,
+    Other,
+}
+
+fn class_of(type_name: &str) -> Class {
+    match type_name {
+        "text" | "character varying" | "character" | "name" => Class::Text,
+        t if t == "citext" || t.ends_with(".citext") => Class::Text,
+        "smallint" | "integer" | "bigint" => Class::Int,
+        "numeric" | "real" | "double precision" => Class::Num,
+        "boolean" => Class::Bool,
+        "date" | "timestamp without time zone" | "timestamp with time zone" => Class::Time,
+        "jsonb" => Class::Jsonb,
+        _ => Class::Other,
+    }
+}
+
+fn class_desc(c: Class) -> &'static str {
+    match c {
+        Class::Text => "text",
+        Class::Int | Class::Num => "numeric",
+        Class::Bool => "boolean",
+        Class::Time => "a date/time",
+        Class::Jsonb => "jsonb",
+        Class::Other => "of another type",
+    }
+}
+
+/// A field resolved to SQL.
+#[derive(Debug, Clone)]
+enum Resolved {
+    /// A typed value expression.
+    Typed { sql: String, class: Class, type_name: String },
+    /// A JSON path with no declared type: `json` yields jsonb, `text` yields its text.
+    JsonPath { json: String, text: String },
+}
+
+struct Cx<'a> {
+    cat: &'a Catalog,
+    n: usize,
+    out: Compiled,
+    /// Segments being expanded, for cycle detection.
+    stack: Vec<String>,
+}
+
+fn value_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn json_path(column_sql: &str, keys: &[&str], last_text: bool) -> String {
+    let mut s = column_sql.to_string();
+    for (i, k) in keys.iter().enumerate() {
+        let op = if last_text && i + 1 == keys.len() { " ->> " } else { " -> " };
+        s.push_str(op);
+        s.push_str(&literal(k));
+    }
+    format!("({s})")
+}
+
+impl<'a> Cx<'a> {
+    fn alias(&mut self, kind: Kind) -> String {
+        self.n += 1;
+        format!("{}_{}", root_alias(kind), self.n)
+    }
+
+    fn expr(&mut self, r: &Rule, kind: Kind, alias: &str) -> Result<String> {
+        match r {
+            Rule::All(v) if v.is_empty() => Ok("true".into()),
+            Rule::Any(v) if v.is_empty() => Ok("false".into()),
+            Rule::All(v) | Rule::Any(v) => {
+                let parts = v.iter().map(|x| self.expr(x, kind, alias)).collect::<Result<Vec<_>>>()?;
+                if parts.len() == 1 {
+                    return Ok(parts.into_iter().next().unwrap());
+                }
+                let sep = if matches!(r, Rule::All(_)) { " AND " } else { " OR " };
+                Ok(format!("({})", parts.join(sep)))
+            }
+            Rule::Not(x) => Ok(negate(&self.expr(x, kind, alias)?)),
+            Rule::Field(f) => self.field(f, kind, alias),
+            Rule::Level(l) => self.level(l, kind, alias),
+            Rule::Account(inner, path) => self.account(inner, path, kind, alias),
+            Rule::Event(e) => self.event(e, kind, alias),
+            Rule::Leads(l) => self.leads(l, kind, alias),
+            Rule::Segment(name, path) => self.segment(name, path, kind, alias),
+        }
+    }
+
+    fn resolve(&mut self, kind: Kind, name: &str, alias: &str, path: &str) -> Result<Resolved> {
+        let b = binding(self.cat, kind)?;
+        let col_sql = |c: &str| format!("{alias}.{}", ident(c));
+        if let Some(m) = self.cat.fields.iter().find(|m| m.kind == kind.name() && m.name == name) {
+            let mut parts = m.path.split('.');
+            let col = parts.next().unwrap_or_default();
+            let keys: Vec<&str> = parts.collect();
+            let c = b.column(col).ok_or_else(|| {
+                KenbunError::at(
+                    SqlState::UndefinedColumn,
+                    path,
+                    format!("field \"{name}\" is mapped to \"{}\", but {} has no column \"{col}\"", m.path, b.display()),
+                )
+                .hint(format!("re-map it with kenbun.map_field('{}', '{name}', <path>, <type>)", kind.name()))
+            })?;
+            self.out.reads.insert((kind, col.to_string()));
+            let class = class_of(&m.type_name);
+            let sql = if keys.is_empty() {
+                if c.type_name == m.type_name {
+                    col_sql(col)
+                } else {
+                    format!("({}::{})", col_sql(col), m.type_name)
+                }
+            } else if class == Class::Jsonb {
+                json_path(&col_sql(col), &keys, false)
+            } else if m.type_name == "text" {
+                json_path(&col_sql(col), &keys, true)
+            } else {
+                format!("({}::{})", json_path(&col_sql(col), &keys, true), m.type_name)
+            };
+            return Ok(Resolved::Typed { sql, class, type_name: m.type_name.clone() });
+        }
+        if let Some(c) = b.column(name) {
+            self.out.reads.insert((kind, c.name.clone()));
+            return Ok(Resolved::Typed { sql: col_sql(&c.name), class: class_of(&c.type_name), type_name: c.type_name.clone() });
+        }
+        let mut parts = name.split('.');
+        let head = parts.next().unwrap_or_default();
+        let keys: Vec<&str> = parts.collect();
+        if !keys.is_empty() {
+            if let Some(c) = b.column(head) {
+                if class_of(&c.type_name) != Class::Jsonb {
+                    return Err(KenbunError::at(
+                        SqlState::DatatypeMismatch,
+                        path,
+                        format!("field \"{name}\": column \"{head}\" of {} is {}, not jsonb", b.display(), c.type_name),
+                    )
+                    .hint("dotted paths are only allowed into jsonb columns"));
+                }
+                if keys.iter().any(|k| k.is_empty()) {
+                    return Err(KenbunError::at(SqlState::InvalidParameterValue, path, format!("field \"{name}\" has an empty path element")));
+                }
+                self.out.reads.insert((kind, head.to_string()));
+                let col = col_sql(head);
+                return Ok(Resolved::JsonPath { json: json_path(&col, &keys, false), text: json_path(&col, &keys, true) });
+            }
+        }
+        let mut candidates: Vec<&str> = b.columns.iter().map(|c| c.name.as_str()).collect();
+        candidates.extend(self.cat.fields.iter().filter(|m| m.kind == kind.name()).map(|m| m.name.as_str()));
+        let e = KenbunError::at(
+            SqlState::UndefinedColumn,
+            &format!("{path}.field"),
+            format!("unknown field \"{name}\" for kind \"{}\" (table {})", kind.name(), b.display()),
+        );
+        Err(match did_you_mean(name, candidates.iter().copied()) {
+            Some(h) => e.hint(h),
+            None => e.hint(format!(
+                "fields are the columns of {} ({}), dotted paths into its jsonb columns, and fields added with kenbun.map_field",
+                b.display(),
+                candidates.join(", ")
+            )),
+        })
+    }
+
+    fn field(&mut self, f: &FieldCond, kind: Kind, alias: &str) -> Result<String> {
+        if let Some(pos) = f.op.positive() {
+            let p = FieldCond { op: pos, ..f.clone() };
+            return Ok(negate(&self.field(&p, kind, alias)?));
+        }
+        let resolved = self.resolve(kind, &f.field, alias, &f.path)?;
+        let vpath = format!("{}.value", f.path);
+        // untyped JSON paths take their type from the value
+        let (sql, class, type_name) = match resolved {
+            Resolved::Typed { sql, class, type_name } => (sql, class, type_name),
+            Resolved::JsonPath { json, text } => {
+                let first = match &f.value {
+                    Some(Value::Array(a)) => a.first().cloned(),
+                    v => v.clone(),
+                };
+                match (f.op, first) {
+                    (Op::IsSet, _) => return Ok(format!("({text} IS NOT NULL)")),
+                    (Op::Before | Op::After | Op::WithinLast, _) => {
+                        return Err(KenbunError::at(
+                            SqlState::DatatypeMismatch,
+                            &f.path,
+                            format!("operator \"{}\" needs a date/time field, and \"{}\" is a JSON path without a declared type", f.op.name(), f.field),
+                        )
+                        .hint(format!(
+                            "declare its type: SELECT kenbun.map_field('{}', '<name>', '{}', 'timestamptz');",
+                            kind.name(),
+                            f.field.replace('\'', "''")
+                        )))
+                    }
+                    (Op::Contains, Some(v @ (Value::Object(_) | Value::Array(_)))) => {
+                        return Ok(format!("({json} @> {})", typed(&v.to_string(), "jsonb")))
+                    }
+                    (_, Some(Value::Number(_))) => (
+                        format!("(CASE WHEN pg_catalog.jsonb_typeof({json}) = 'number' THEN ({json})::numeric END)"),
+                        Class::Num,
+                        "numeric".to_string(),
+                    ),
+                    (_, Some(Value::Bool(_))) => (
+                        format!("(CASE WHEN pg_catalog.jsonb_typeof({json}) = 'boolean' THEN ({json})::boolean END)"),
+                        Class::Bool,
+                        "boolean".to_string(),
+                    ),
+                    _ => (text, Class::Text, "text".to_string()),
+                }
+            }
+        };
+        let allowed = match class {
+            Class::Text => !matches!(f.op, Op::Before | Op::After | Op::WithinLast),
+            Class::Int | Class::Num | Class::Other => {
+                matches!(f.op, Op::Eq | Op::Gt | Op::Gte | Op::Lt | Op::Lte | Op::Between | Op::In | Op::IsSet)
+            }
+            Class::Bool => matches!(f.op, Op::Eq | Op::In | Op::IsSet),
+            Class::Time => !matches!(f.op, Op::Contains | Op::StartsWith | Op::EndsWith | Op::Matches),
+            Class::Jsonb => matches!(f.op, Op::Eq | Op::Contains | Op::IsSet),
+        };
+        if !allowed {
+            return Err(KenbunError::at(
+                SqlState::DatatypeMismatch,
+                &format!("{}.op", f.path),
+                format!("operator \"{}\" does not apply to field \"{}\", which is {} ({type_name})", f.op.name(), f.field, class_desc(class)),
+            ));
+        }
+        let lit = |cx: &Self, v: &Value, p: &str| cx.literal(class, &type_name, v, p, &f.field);
+        let v = f.value.as_ref();
+        Ok(match f.op {
+            Op::IsSet => format!("({sql} IS NOT NULL)"),
+            Op::Eq | Op::Gt | Op::Gte | Op::Lt | Op::Lte | Op::Before | Op::After => {
+                let o = match f.op {
+                    Op::Eq => "=",
+                    Op::Gt | Op::After => ">",
+                    Op::Gte => ">=",
+                    Op::Lt | Op::Before => "<",
+                    _ => "<=",
+                };
+                format!("({sql} {o} {})", lit(self, v.unwrap(), &vpath)?)
+            }
+            Op::Between => {
+                let a = v.unwrap().as_array().unwrap();
+                format!(
+                    "({sql} BETWEEN {} AND {})",
+                    lit(self, &a[0], &format!("{vpath}[0]"))?,
+                    lit(self, &a[1], &format!("{vpath}[1]"))?
+                )
+            }
+            Op::In => {
+                let a = v.unwrap().as_array().unwrap();
+                let items = a
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| lit(self, x, &format!("{vpath}[{i}]")))
+                    .collect::<Result<Vec<_>>>()?;
+                format!("({sql} IN ({}))", items.join(", "))
+            }
+            Op::Contains if class == Class::Jsonb => format!("({sql} @> {})", typed(&v.unwrap().to_string(), "jsonb")),
+            Op::Contains | Op::StartsWith | Op::EndsWith => {
+                let s = v.unwrap().as_str().ok_or_else(|| mismatch(&vpath, &f.field, class, v.unwrap()))?;
+                let e = like_escape(s);
+                let pat = match f.op {
+                    Op::Contains => format!("%{e}%"),
+                    Op::StartsWith => format!("{e}%"),
+                    _ => format!("%{e}"),
+                };
+                format!("({sql} ILIKE {})", typed(&pat, "text"))
+            }
+            Op::Matches => {
+                let s = v.unwrap().as_str().unwrap();
+                self.out.regexes.push((s.to_string(), vpath.clone()));
+                format!("({sql} ~ {})", typed(s, "text"))
+            }
+            Op::WithinLast => {
+                self.out.time_dependent = true;
+                let s = v.unwrap().as_str().unwrap();
+                format!("({sql} >= (pg_catalog.now() - {}))", typed(s.trim(), "interval"))
+            }
+            Op::Neq | Op::NotIn | Op::NotContains | Op::IsNotSet | Op::NotWithinLast => unreachable!(),
+        })
+    }
+
+    /// A value as a typed literal fitting the field's class.
+    fn literal(&self, class: Class, type_name: &str, v: &Value, vpath: &str, field: &str) -> Result<String> {
+        Ok(match (class, v) {
+            (Class::Text, Value::String(s)) => typed(s, "text"),
+            (Class::Int, Value::Number(n)) => {
+                if n.is_i64() || n.is_u64() {
+                    typed(&n.to_string(), "bigint")
+                } else {
+                    typed(&n.to_string(), "numeric")
+                }
+            }
+            (Class::Num, Value::Number(n)) => typed(&n.to_string(), type_name),
+            (Class::Bool, Value::Bool(b)) => b.to_string(),
+            (Class::Time, Value::String(s)) => {
+                if !is_iso_datetime(s) {
+                    return Err(KenbunError::at(
+                        SqlState::InvalidDatetimeFormat,
+                        vpath,
+                        format!("\"{s}\" is not an ISO date or timestamp (field \"{field}\" is {type_name})"),
+                    )
+                    .hint("write \"2024-01-31\" or \"2024-01-31T12:00:00Z\""));
+                }
+                let t = if type_name == "date" && s.len() > 10 { "timestamp without time zone" } else { type_name };
+                typed(s, t)
+            }
+            (Class::Jsonb, v) => typed(&v.to_string(), "jsonb"),
+            (Class::Other, Value::String(s)) => typed(s, type_name),
+            (Class::Other, Value::Number(n)) => typed(&n.to_string(), type_name),
+            (c, v) => return Err(mismatch(vpath, field, c, v)),
+        })
+    }
+
+    fn level(&mut self, l: &LevelCond, kind: Kind, alias: &str) -> Result<String> {
+        if matches!(l.op, LevelOp::Neq | LevelOp::NotIn) {
+            let op = if l.op == LevelOp::Neq { LevelOp::Eq } else { LevelOp::In };
+            return Ok(negate(&self.level(&LevelCond { op, ..l.clone() }, kind, alias)?));
+        }
+        let lv = self.cat.levels.iter().find(|x| x.name == l.level).ok_or_else(|| {
+            let e = KenbunError::at(SqlState::UndefinedObject, &format!("{}.level", l.path), format!("level \"{}\" does not exist", l.level));
+            match did_you_mean(&l.level, self.cat.levels.iter().map(|x| x.name.as_str())) {
+                Some(h) => e.hint(h),
+                None => e.hint("define it with kenbun.define_levels(name, field, tiers)"),
+            }
+        })?;
+        let n = lv.tiers.len();
+        let index = |t: &str, i: Option<usize>| -> Result<usize> {
+            lv.tiers.iter().position(|x| x.name == t).ok_or_else(|| {
+                let p = match i {
+                    Some(i) => format!("{}.value[{i}]", l.path),
+                    None => format!("{}.value", l.path),
+                };
+                KenbunError::at(SqlState::InvalidParameterValue, &p, format!("level \"{}\" has no tier \"{t}\"", lv.name)).hint(format!(
+                    "its tiers are {}",
+                    lv.tiers.iter().map(|x| format!("\"{}\"", x.name)).collect::<Vec<_>>().join(", ")
+                ))
+            })
+        };
+        let mut set = vec![false; n];
+        match l.op {
+            LevelOp::In => {
+                for (i, t) in l.tiers.iter().enumerate() {
+                    set[index(t, Some(i))?] = true;
+                }
+            }
+            _ => {
+                let i = index(&l.tiers[0], None)?;
+                for (j, s) in set.iter_mut().enumerate() {
+                    *s = match l.op {
+                        LevelOp::Eq => j == i,
+                        LevelOp::Gt => j > i,
+                        LevelOp::Gte => j >= i,
+                        LevelOp::Lt => j < i,
+                        LevelOp::Lte => j <= i,
+                        _ => unreachable!(),
+                    }
+                }
+            }
+        }
+        let fpath = format!("{}.level", l.path);
+        let (sql, class, type_name) = match self.resolve(kind, &lv.field, alias, &fpath).map_err(|e| {
+            KenbunError { message: format!("{} (the field of level \"{}\")", e.message, lv.name), ..e }
+        })? {
+            Resolved::Typed { sql, class: c @ (Class::Int | Class::Num), type_name } => (sql, c, type_name),
+            Resolved::JsonPath { json, .. } => (
+                format!("(CASE WHEN pg_catalog.jsonb_typeof({json}) = 'number' THEN ({json})::numeric END)"),
+                Class::Num,
+                "numeric".to_string(),
+            ),
+            Resolved::Typed { type_name, .. } => {
+                return Err(KenbunError::at(
+                    SqlState::DatatypeMismatch,
+                    &fpath,
+                    format!("level \"{}\" is over field \"{}\", which is {type_name}, not numeric", lv.name, lv.field),
+                ))
+            }
+        };
+        // contiguous runs of selected tiers become ranges [min_lo, min_{hi+1})
+        let mut ranges = vec![];
+        let mut j = 0;
+        while j < n {
+            if !set[j] {
+                j += 1;
+                continue;
+            }
+            let lo = j;
+            while j < n && set[j] {
+                j += 1;
+            }
+            let lo_lit = self.literal(class, &type_name, &Value::Number(lv.tiers[lo].min.clone()), &fpath, &lv.field)?;
+            let mut r = format!("{sql} >= {lo_lit}");
+            if j < n {
+                let hi_lit = self.literal(class, &type_name, &Value::Number(lv.tiers[j].min.clone()), &fpath, &lv.field)?;
+                r = format!("{r} AND {sql} < {hi_lit}");
+            }
+            ranges.push(format!("({r})"));
+        }
+        Ok(match ranges.len() {
+            0 => "false".into(),
+            1 => ranges.pop().unwrap(),
+            _ => format!("({})", ranges.join(" OR ")),
+        })
+    }
+
+    fn account(&mut self, inner: &Rule, path: &str, kind: Kind, alias: &str) -> Result<String> {
+        if kind != Kind::Lead {
+            return Err(KenbunError::at(SqlState::InvalidParameterValue, path, "\"account\" conditions are only allowed in lead rules")
+                .hint("in an account rule, write the account's conditions directly"));
+        }
+        let leads = binding(self.cat, Kind::Lead)?;
+        let acc_key = leads.account_key.clone().ok_or_else(|| {
+            KenbunError::at(SqlState::ObjectNotInPrerequisiteState, path, "leads are bound without an account key")
+                .hint(format!("re-bind them: SELECT kenbun.bind_leads('{}', account_key => 'account_id');", leads.display().replace('\'', "''")))
+        })?;
+        let acc = binding(self.cat, Kind::Account)?.clone();
+        self.out.reads.insert((Kind::Lead, acc_key.clone()));
+        let a = self.alias(Kind::Account);
+        let key = acc.key.clone().unwrap_or_default();
+        self.out.reads.insert((Kind::Account, key.clone()));
+        let body = self.expr(inner, Kind::Account, &a)?;
+        Ok(format!(
+            "EXISTS (SELECT 1 FROM {} AS {a} WHERE {a}.{} = {alias}.{} AND {body})",
+            acc.qualified(),
+            ident(&key),
+            ident(&acc_key)
+        ))
+    }
+
+    fn event(&mut self, e: &EventCond, kind: Kind, alias: &str) -> Result<String> {
+        if kind != Kind::Lead {
+            return Err(KenbunError::at(SqlState::InvalidParameterValue, &e.path, format!("\"event\" conditions are only allowed in lead rules, not in {} rules", kind.name()))
+                .hint("in an account rule, count leads with events: {\"leads\":{\"where\":{\"event\":{…}}}}"));
+        }
+        let lead_key = binding(self.cat, Kind::Lead)?.key.clone().unwrap_or_default();
+        let ev = binding(self.cat, Kind::Event)?.clone();
+        let x = self.alias(Kind::Event);
+        self.out.reads.insert((Kind::Lead, lead_key.clone()));
+        let ev_lead = ev.lead_key.clone().unwrap_or_default();
+        self.out.reads.insert((Kind::Event, ev_lead.clone()));
+        let mut conds = vec![format!("{x}.{} = {alias}.{}", ident(&ev_lead), ident(&lead_key))];
+        if !e.types.is_empty() {
+            let tc = ev.type_column.clone().unwrap_or_default();
+            let f = FieldCond {
+                field: tc,
+                op: Op::In,
+                value: Some(Value::Array(e.types.iter().cloned().map(Value::String).collect())),
+                path: format!("{}.event.type", e.path),
+            };
+            conds.push(self.field_on_column(&f, &ev, &x)?);
+        }
+        if let Some(w) = &e.within {
+            self.out.time_dependent = true;
+            let tc = ev.time_column.clone().unwrap_or_default();
+            self.out.reads.insert((Kind::Event, tc.clone()));
+            conds.push(format!("{x}.{} >= (pg_catalog.now() - {})", ident(&tc), typed(w, "interval")));
+        }
+        if let Some(fr) = &e.filter {
+            conds.push(self.expr(fr, Kind::Event, &x)?);
+        }
+        Ok(count_sql(&ev.qualified(), &x, &conds.join(" AND "), e.count))
+    }
+
+    /// A field condition on a named column (used for the event type column).
+    fn field_on_column(&mut self, f: &FieldCond, b: &Binding, alias: &str) -> Result<String> {
+        let c = b.column(&f.field).ok_or_else(|| {
+            KenbunError::at(SqlState::UndefinedColumn, &f.path, format!("{} has no column \"{}\"", b.display(), f.field))
+        })?;
+        let kind = Kind::from_name(&b.kind).unwrap_or(Kind::Event);
+        self.out.reads.insert((kind, c.name.clone()));
+        let class = class_of(&c.type_name);
+        let items = f
+            .value
+            .as_ref()
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .enumerate()
+                    .map(|(i, v)| self.literal(class, &c.type_name, v, &format!("{}[{i}]", f.path), &f.field))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .unwrap_or_else(|| Ok(vec![]))?;
+        Ok(format!("{alias}.{} IN ({})", ident(&c.name), items.join(", ")))
+    }
+
+    fn leads(&mut self, l: &LeadsCond, kind: Kind, alias: &str) -> Result<String> {
+        if kind != Kind::Account {
+            return Err(KenbunError::at(SqlState::InvalidParameterValue, &l.path, "\"leads\" conditions are only allowed in account rules"));
+        }
+        let leads = binding(self.cat, Kind::Lead)?.clone();
+        let acc_key = leads.account_key.clone().ok_or_else(|| {
+            KenbunError::at(SqlState::ObjectNotInPrerequisiteState, &l.path, "leads are bound without an account key")
+                .hint(format!("re-bind them: SELECT kenbun.bind_leads('{}', account_key => 'account_id');", leads.display().replace('\'', "''")))
+        })?;
+        let key = binding(self.cat, Kind::Account)?.key.clone().unwrap_or_default();
+        self.out.reads.insert((Kind::Account, key.clone()));
+        self.out.reads.insert((Kind::Lead, acc_key.clone()));
+        let x = self.alias(Kind::Lead);
+        let mut conds = vec![format!("{x}.{} = {alias}.{}", ident(&acc_key), ident(&key))];
+        if let Some(fr) = &l.filter {
+            conds.push(self.expr(fr, Kind::Lead, &x)?);
+        }
+        Ok(count_sql(&leads.qualified(), &x, &conds.join(" AND "), l.count))
+    }
+
+    fn segment(&mut self, name: &str, path: &str, kind: Kind, alias: &str) -> Result<String> {
+        let cat = self.cat;
+        let seg = cat.segments.iter().find(|s| s.name == name).ok_or_else(|| {
+            let e = KenbunError::at(SqlState::UndefinedObject, &format!("{path}.segment"), format!("segment \"{name}\" does not exist"));
+            match did_you_mean(name, cat.segments.iter().map(|s| s.name.as_str())) {
+                Some(h) => e.hint(h),
+                None => e,
+            }
+        })?;
+        if seg.kind != kind.name() {
+            return Err(KenbunError::at(
+                SqlState::InvalidParameterValue,
+                &format!("{path}.segment"),
+                format!("segment \"{name}\" is a {} segment and cannot be used in a {} rule", seg.kind, kind.name()),
+            ));
+        }
+        if let Some(pos) = self.stack.iter().position(|s| s == name) {
+            let mut cycle: Vec<&str> = self.stack[pos..].iter().map(String::as_str).collect();
+            cycle.push(name);
+            return Err(KenbunError::new(
+                SqlState::InvalidObjectDefinition,
+                format!("segments reference each other in a cycle: {}", cycle.join(" -> ")),
+            )
+            .hint("remove one of the {\"segment\": …} conditions of the cycle"));
+        }
+        let rule = Rule::parse(&seg.rule).map_err(|e| KenbunError {
+            message: format!("stored rule of segment \"{name}\": {}", e.message),
+            ..e
+        })?;
+        self.out.segments.insert(name.to_string());
+        self.stack.push(name.to_string());
+        let sql = self.expr(&rule, kind, alias);
+        self.stack.pop();
+        sql
+    }
+}
+
+fn mismatch(vpath: &str, field: &str, class: Class, v: &Value) -> KenbunError {
+    let hint = match class {
+        Class::Text => "write the value as a JSON string",
+        Class::Int | Class::Num => "write the value as a JSON number, without quotes",
+        Class::Bool => "write true or false, without quotes",
+        Class::Time => "write an ISO date or timestamp as a JSON string",
+        _ => "write the value as a JSON string",
+    };
+    KenbunError::at(
+        SqlState::DatatypeMismatch,
+        vpath,
+        format!("field \"{field}\" is {} but the value is {}", class_desc(class), value_type(v)),
+    )
+    .hint(hint)
+}
+
+/// The exact complement of a TRUE-when-member expression (NULL counts as not a member).
+fn negate(e: &str) -> String {
+    match e {
+        "true" => "false".into(),
+        "false" => "true".into(),
+        e => format!("({e} IS NOT TRUE)"),
+    }
+}
+
+fn count_sql(table: &str, alias: &str, cond: &str, count: crate::rule::Count) -> String {
+    if count.is_exists() {
+        format!("EXISTS (SELECT 1 FROM {table} AS {alias} WHERE {cond})")
+    } else if count.is_not_exists() {
+        format!("(NOT EXISTS (SELECT 1 FROM {table} AS {alias} WHERE {cond}))")
+    } else {
+        format!("((SELECT pg_catalog.count(*) FROM {table} AS {alias} WHERE {cond}) {} {})", count.op.sql(), count.value)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,210 @@
+use super::*;
+use crate::error::SqlState;
+use crate::rule::Rule;
+use catalog::{Column, FieldMap, Level, SegmentDef, Tier};
+
+fn col(name: &str, t: &str) -> Column {
+    Column { name: name.into(), type_name: t.into(), not_null: false }
+}
+
+fn cat() -> Catalog {
+    Catalog {
+        bindings: vec![
+            Binding {
+                kind: "lead".into(),
+                schema: "public".into(),
+                table: "leads".into(),
+                key: Some("id".into()),
+                account_key: Some("account_id".into()),
+                lead_key: None,
+                type_column: None,
+                time_column: None,
+                metadata_column: None,
+                columns: vec![
+                    col("id", "bigint"),
+                    col("account_id", "bigint"),
+                    col("country", "text"),
+                    col("score", "integer"),
+                    col("vip", "boolean"),
+                    col("last_seen_at", "timestamp with time zone"),
+                    col("attributes", "jsonb"),
+                    col("we\"ird", "text"),
+                ],
+            },
+            Binding {
+                kind: "account".into(),
+                schema: "public".into(),
+                table: "accounts".into(),
+                key: Some("id".into()),
+                account_key: None,
+                lead_key: None,
+                type_column: None,
+                time_column: None,
+                metadata_column: None,
+                columns: vec![col("id", "bigint"), col("industry", "text"), col("employees", "integer")],
+            },
+            Binding {
+                kind: "event".into(),
+                schema: "app".into(),
+                table: "events".into(),
+                key: None,
+                account_key: None,
+                lead_key: Some("lead_id".into()),
+                type_column: Some("type".into()),
+                time_column: Some("occurred_at".into()),
+                metadata_column: Some("metadata".into()),
+                columns: vec![col("lead_id", "bigint"), col("type", "text"), col("occurred_at", "timestamp with time zone"), col("metadata", "jsonb")],
+            },
+        ],
+        fields: vec![FieldMap { kind: "lead".into(), name: "plan".into(), path: "attributes.plan".into(), type_name: "text".into() }],
+        levels: vec![Level {
+            name: "engagement".into(),
+            field: "score".into(),
+            tiers: ["Cold", "Warm", "Hot", "On Fire"]
+                .iter()
+                .zip([0, 25, 50, 75])
+                .map(|(n, m)| Tier { name: n.to_string(), min: m.into() })
+                .collect(),
+        }],
+        segments: vec![
+            SegmentDef { id: 1, name: "us".into(), kind: "lead".into(), rule: serde_json::json!({"field":"country","op":"eq","value":"US"}) },
+            SegmentDef { id: 2, name: "loop_a".into(), kind: "lead".into(), rule: serde_json::json!({"segment":"loop_b"}) },
+            SegmentDef { id: 3, name: "loop_b".into(), kind: "lead".into(), rule: serde_json::json!({"segment":"loop_a"}) },
+        ],
+    }
+}
+
+fn sql(rule: &str) -> String {
+    compile(&Rule::parse_text(rule).unwrap(), Kind::Lead, &cat()).unwrap_or_else(|e| panic!("{rule}: {e}")).sql
+}
+
+fn err(rule: &str, kind: Kind) -> crate::error::KenbunError {
+    compile(&Rule::parse_text(rule).unwrap(), kind, &cat()).expect_err(rule)
+}
+
+#[test]
+fn field_operators() {
+    assert_eq!(sql(r#"{"field":"country","op":"eq","value":"US"}"#), r#"(l."country" = 'US'::text)"#);
+    assert_eq!(sql(r#"{"field":"country","op":"neq","value":"US"}"#), r#"((l."country" = 'US'::text) IS NOT TRUE)"#);
+    assert_eq!(sql(r#"{"field":"score","op":"between","value":[10,20]}"#), r#"(l."score" BETWEEN '10'::bigint AND '20'::bigint)"#);
+    assert_eq!(sql(r#"{"field":"score","op":"gt","value":2.5}"#), r#"(l."score" > '2.5'::numeric)"#);
+    assert_eq!(sql(r#"{"field":"country","op":"in","value":["US","CA"]}"#), r#"(l."country" IN ('US'::text, 'CA'::text))"#);
+    assert_eq!(sql(r#"{"field":"country","op":"contains","value":"5%_x"}"#), r#"(l."country" ILIKE E'%5\\%\\_x%'::text)"#);
+    assert_eq!(sql(r#"{"field":"country","op":"starts_with","value":"U"}"#), r#"(l."country" ILIKE 'U%'::text)"#);
+    assert_eq!(sql(r#"{"field":"country","op":"ends_with","value":"S"}"#), r#"(l."country" ILIKE '%S'::text)"#);
+    assert_eq!(sql(r#"{"field":"vip","op":"eq","value":true}"#), r#"(l."vip" = true)"#);
+    assert_eq!(sql(r#"{"field":"vip","op":"is_not_set"}"#), r#"((l."vip" IS NOT NULL) IS NOT TRUE)"#);
+    assert_eq!(
+        sql(r#"{"field":"last_seen_at","op":"before","value":"2024-01-01"}"#),
+        r#"(l."last_seen_at" < '2024-01-01'::timestamp with time zone)"#
+    );
+    assert_eq!(
+        sql(r#"{"field":"last_seen_at","op":"within_last","value":"30 days"}"#),
+        r#"(l."last_seen_at" >= (pg_catalog.now() - '30 days'::interval))"#
+    );
+    assert_eq!(sql(r#"{"field":"plan","op":"eq","value":"pro"}"#), r#"((l."attributes" ->> 'plan') = 'pro'::text)"#);
+    assert_eq!(sql(r#"{"field":"attributes.a.b","op":"eq","value":"x"}"#), r#"((l."attributes" -> 'a' ->> 'b') = 'x'::text)"#);
+    assert!(sql(r#"{"field":"attributes.n","op":"gt","value":3}"#).contains("jsonb_typeof((l.\"attributes\" -> 'n')) = 'number'"));
+    assert_eq!(sql(r#"{"field":"attributes","op":"contains","value":{"a":1}}"#), r#"(l."attributes" @> '{"a":1}'::jsonb)"#);
+}
+
+#[test]
+fn groups_and_not() {
+    assert_eq!(sql(r#"{"all":[]}"#), "true");
+    assert_eq!(sql(r#"{"any":[]}"#), "false");
+    assert_eq!(sql(r#"{"not":{"all":[]}}"#), "false");
+    assert_eq!(
+        sql(r#"{"any":[{"field":"vip","op":"eq","value":true},{"not":{"field":"score","op":"lt","value":5}}]}"#),
+        r#"((l."vip" = true) OR ((l."score" < '5'::bigint) IS NOT TRUE))"#
+    );
+    let c = compile(&Rule::parse_text(r#"{"field":"vip","op":"eq","value":true}"#).unwrap(), Kind::Lead, &cat()).unwrap();
+    assert_eq!(c.public_sql(), r#"COALESCE((l."vip" = true), false)"#);
+}
+
+#[test]
+fn levels_compile_to_ranges() {
+    assert_eq!(sql(r#"{"level":"engagement","op":"gte","value":"Warm"}"#), r#"(l."score" >= '25'::bigint)"#);
+    assert_eq!(sql(r#"{"level":"engagement","op":"eq","value":"Warm"}"#), r#"(l."score" >= '25'::bigint AND l."score" < '50'::bigint)"#);
+    assert_eq!(sql(r#"{"level":"engagement","op":"lt","value":"Warm"}"#), r#"(l."score" >= '0'::bigint AND l."score" < '25'::bigint)"#);
+    assert_eq!(sql(r#"{"level":"engagement","op":"gt","value":"On Fire"}"#), "false");
+    assert_eq!(
+        sql(r#"{"level":"engagement","op":"in","value":["Cold","Hot"]}"#),
+        r#"((l."score" >= '0'::bigint AND l."score" < '25'::bigint) OR (l."score" >= '50'::bigint AND l."score" < '75'::bigint))"#
+    );
+    let e = err(r#"{"level":"engagement","op":"eq","value":"Tepid"}"#, Kind::Lead);
+    assert_eq!(e.code, SqlState::InvalidParameterValue);
+    assert!(e.message.contains("no tier \"Tepid\""));
+    let e = err(r#"{"level":"engagment","op":"eq","value":"Warm"}"#, Kind::Lead);
+    assert_eq!(e.code, SqlState::UndefinedObject);
+    assert_eq!(e.hint.as_deref(), Some("did you mean \"engagement\"?"));
+}
+
+#[test]
+fn account_event_and_leads_conditions() {
+    assert_eq!(
+        sql(r#"{"account":{"field":"industry","op":"eq","value":"SaaS"}}"#),
+        r#"EXISTS (SELECT 1 FROM "public"."accounts" AS a_1 WHERE a_1."id" = l."account_id" AND (a_1."industry" = 'SaaS'::text))"#
+    );
+    assert_eq!(
+        sql(r#"{"event":{"type":"page_view","within":"7 days","where":{"field":"metadata.url","op":"contains","value":"/pricing"},"count":{"op":"gte","value":3}}}"#),
+        r#"((SELECT pg_catalog.count(*) FROM "app"."events" AS e_1 WHERE e_1."lead_id" = l."id" AND e_1."type" IN ('page_view'::text) AND e_1."occurred_at" >= (pg_catalog.now() - '7 days'::interval) AND ((e_1."metadata" ->> 'url') ILIKE '%/pricing%'::text)) >= 3)"#
+    );
+    assert!(sql(r#"{"event":{"type":"x","count":{"op":"eq","value":0}}}"#).starts_with("(NOT EXISTS (SELECT 1 FROM \"app\".\"events\""));
+    let c = compile(
+        &Rule::parse_text(r#"{"leads":{"where":{"event":{"type":"demo"}},"count":{"op":"gte","value":2}}}"#).unwrap(),
+        Kind::Account,
+        &cat(),
+    )
+    .unwrap();
+    assert_eq!(
+        c.sql,
+        r#"((SELECT pg_catalog.count(*) FROM "public"."leads" AS l_1 WHERE l_1."account_id" = a."id" AND EXISTS (SELECT 1 FROM "app"."events" AS e_2 WHERE e_2."lead_id" = l_1."id" AND e_2."type" IN ('demo'::text))) >= 2)"#
+    );
+    assert!(!c.time_dependent);
+    assert!(c.reads.contains(&(Kind::Event, "type".into())));
+}
+
+#[test]
+fn compile_errors() {
+    let e = err(r#"{"field":"countyr","op":"eq","value":"US"}"#, Kind::Lead);
+    assert_eq!(e.code, SqlState::UndefinedColumn);
+    assert!(e.message.starts_with("invalid rule at $.field: unknown field \"countyr\""), "{}", e.message);
+    assert_eq!(e.hint.as_deref(), Some("did you mean \"country\"?"));
+    let e = err(r#"{"all":[{"field":"score","op":"eq","value":"5"}]}"#, Kind::Lead);
+    assert_eq!(e.code, SqlState::DatatypeMismatch);
+    assert!(e.message.contains("$.all[0].value"), "{}", e.message);
+    assert_eq!(err(r#"{"field":"score","op":"contains","value":"5"}"#, Kind::Lead).code, SqlState::DatatypeMismatch);
+    assert_eq!(err(r#"{"field":"country.x","op":"eq","value":"5"}"#, Kind::Lead).code, SqlState::DatatypeMismatch);
+    assert_eq!(err(r#"{"field":"attributes.x","op":"before","value":"2024-01-01"}"#, Kind::Lead).code, SqlState::DatatypeMismatch);
+    assert_eq!(err(r#"{"leads":{}}"#, Kind::Lead).code, SqlState::InvalidParameterValue);
+    assert_eq!(err(r#"{"event":{}}"#, Kind::Account).code, SqlState::InvalidParameterValue);
+    assert_eq!(err(r#"{"account":{"account":{}}}"#.replace("{}", r#"{"all":[]}"#).as_str(), Kind::Lead).code, SqlState::InvalidParameterValue);
+    assert_eq!(err(r#"{"segment":"nope"}"#, Kind::Lead).code, SqlState::UndefinedObject);
+    assert_eq!(err(r#"{"segment":"us"}"#, Kind::Account).code, SqlState::InvalidParameterValue);
+    let e = err(r#"{"segment":"loop_a"}"#, Kind::Lead);
+    assert_eq!(e.code, SqlState::InvalidObjectDefinition);
+    assert!(e.message.contains("loop_a -> loop_b -> loop_a"), "{}", e.message);
+    let mut c = cat();
+    c.bindings.retain(|b| b.kind != "event");
+    let e = compile(&Rule::parse_text(r#"{"event":{}}"#).unwrap(), Kind::Lead, &c).unwrap_err();
+    assert_eq!(e.code, SqlState::ObjectNotInPrerequisiteState);
+}
+
+#[test]
+fn segments_are_inlined() {
+    assert_eq!(sql(r#"{"segment":"us"}"#), r#"(l."country" = 'US'::text)"#);
+}
+
+#[test]
+fn hostile_input_stays_inside_literals_and_identifiers() {
+    assert_eq!(
+        sql(r#"{"field":"country","op":"eq","value":"x'); DROP TABLE leads; --"}"#),
+        r#"(l."country" = 'x''); DROP TABLE leads; --'::text)"#
+    );
+    assert_eq!(sql(r#"{"field":"country","op":"eq","value":"a\\'b"}"#), r#"(l."country" = E'a\\''b'::text)"#);
+    assert_eq!(sql(r#"{"field":"we\"ird","op":"is_set"}"#), r#"(l."we""ird" IS NOT NULL)"#);
+    assert_eq!(
+        sql(r#"{"field":"attributes.x'y;--","op":"eq","value":"$$"}"#),
+        r#"((l."attributes" ->> 'x''y;--') = '$$'::text)"#
+    );
+}

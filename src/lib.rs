@@ -1,0 +1,21 @@
+//! kenbun segments: rule-based segments of leads and accounts, inside PostgreSQL.
+//!
+//! `rule` (types, parsing, validation), `compile` (the only SQL writer) and `error` are free of
+//! pgrx; `api` is the thin `#[pg_extern]` layer.
+pub mod compile;
+pub mod error;
+pub mod rule;
+
+mod api;
+
+::pgrx::pg_module_magic!(name, version);
+
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

@@ -1,0 +1,767 @@
+//! The rule language: types, parsing from JSON with path-precise errors, structural validation and
+//! the canonical JSON form. No pgrx here: `cargo test` runs all of it without a database.
+mod values;
+
+pub use values::{is_iso_datetime, parse_interval};
+
+use crate::error::{did_you_mean, KenbunError, Result, SqlState};
+use serde_json::{json, Map, Value};
+
+/// Hard limits on a rule document, enforced at parse time.
+pub const MAX_DEPTH: usize = 32;
+pub const MAX_NODES: usize = 2000;
+pub const MAX_TEXT: usize = 1 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Neq,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+    Between,
+    In,
+    NotIn,
+    Contains,
+    NotContains,
+    StartsWith,
+    EndsWith,
+    Matches,
+    IsSet,
+    IsNotSet,
+    Before,
+    After,
+    WithinLast,
+    NotWithinLast,
+}
+
+pub const ALL_OPS: &[Op] = &[
+    Op::Eq,
+    Op::Neq,
+    Op::Gt,
+    Op::Gte,
+    Op::Lt,
+    Op::Lte,
+    Op::Between,
+    Op::In,
+    Op::NotIn,
+    Op::Contains,
+    Op::NotContains,
+    Op::StartsWith,
+    Op::EndsWith,
+    Op::Matches,
+    Op::IsSet,
+    Op::IsNotSet,
+    Op::Before,
+    Op::After,
+    Op::WithinLast,
+    Op::NotWithinLast,
+];
+
+impl Op {
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Eq => "eq",
+            Op::Neq => "neq",
+            Op::Gt => "gt",
+            Op::Gte => "gte",
+            Op::Lt => "lt",
+            Op::Lte => "lte",
+            Op::Between => "between",
+            Op::In => "in",
+            Op::NotIn => "not_in",
+            Op::Contains => "contains",
+            Op::NotContains => "not_contains",
+            Op::StartsWith => "starts_with",
+            Op::EndsWith => "ends_with",
+            Op::Matches => "matches",
+            Op::IsSet => "is_set",
+            Op::IsNotSet => "is_not_set",
+            Op::Before => "before",
+            Op::After => "after",
+            Op::WithinLast => "within_last",
+            Op::NotWithinLast => "not_within_last",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<Op> {
+        ALL_OPS.iter().copied().find(|o| o.name() == s)
+    }
+    /// Negative operators are the exact complement of a positive one; a missing value makes them true.
+    pub fn positive(self) -> Option<Op> {
+        match self {
+            Op::Neq => Some(Op::Eq),
+            Op::NotIn => Some(Op::In),
+            Op::NotContains => Some(Op::Contains),
+            Op::IsNotSet => Some(Op::IsSet),
+            Op::NotWithinLast => Some(Op::WithinLast),
+            _ => None,
+        }
+    }
+    /// Operators whose result changes as time passes with no write.
+    pub fn is_time_window(self) -> bool {
+        matches!(self, Op::WithinLast | Op::NotWithinLast)
+    }
+}
+
+/// Comparison of a count (events of a lead, leads of an account).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountOp {
+    Eq,
+    Neq,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+impl CountOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            CountOp::Eq => "eq",
+            CountOp::Neq => "neq",
+            CountOp::Gt => "gt",
+            CountOp::Gte => "gte",
+            CountOp::Lt => "lt",
+            CountOp::Lte => "lte",
+        }
+    }
+    pub fn sql(self) -> &'static str {
+        match self {
+            CountOp::Eq => "=",
+            CountOp::Neq => "<>",
+            CountOp::Gt => ">",
+            CountOp::Gte => ">=",
+            CountOp::Lt => "<",
+            CountOp::Lte => "<=",
+        }
+    }
+    fn from_name(s: &str) -> Option<CountOp> {
+        [CountOp::Eq, CountOp::Neq, CountOp::Gt, CountOp::Gte, CountOp::Lt, CountOp::Lte]
+            .into_iter()
+            .find(|o| o.name() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Count {
+    pub op: CountOp,
+    pub value: i64,
+}
+
+impl Default for Count {
+    fn default() -> Self {
+        Count { op: CountOp::Gte, value: 1 }
+    }
+}
+
+impl Count {
+    /// True when the count condition means "at least one".
+    pub fn is_exists(&self) -> bool {
+        matches!((self.op, self.value), (CountOp::Gte, 1) | (CountOp::Gt, 0) | (CountOp::Neq, 0))
+    }
+    /// True when the count condition means "none".
+    pub fn is_not_exists(&self) -> bool {
+        matches!((self.op, self.value), (CountOp::Eq, 0) | (CountOp::Lt, 1) | (CountOp::Lte, 0))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldCond {
+    pub field: String,
+    pub op: Op,
+    /// None for is_set / is_not_set.
+    pub value: Option<Value>,
+    /// JSON path of this condition in the document, for error messages.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LevelOp {
+    Eq,
+    Neq,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+    In,
+    NotIn,
+}
+
+impl LevelOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            LevelOp::Eq => "eq",
+            LevelOp::Neq => "neq",
+            LevelOp::Gt => "gt",
+            LevelOp::Gte => "gte",
+            LevelOp::Lt => "lt",
+            LevelOp::Lte => "lte",
+            LevelOp::In => "in",
+            LevelOp::NotIn => "not_in",
+        }
+    }
+    fn from_name(s: &str) -> Option<LevelOp> {
+        use LevelOp::*;
+        [Eq, Neq, Gt, Gte, Lt, Lte, In, NotIn].into_iter().find(|o| o.name() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LevelCond {
+    pub level: String,
+    pub op: LevelOp,
+    /// One tier name, or several for in / not_in.
+    pub tiers: Vec<String>,
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventCond {
+    /// Empty: any type.
+    pub types: Vec<String>,
+    pub types_is_array: bool,
+    pub filter: Option<Box<Rule>>,
+    pub within: Option<String>,
+    pub count: Count,
+    pub count_given: bool,
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadsCond {
+    pub filter: Option<Box<Rule>>,
+    pub count: Count,
+    pub count_given: bool,
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rule {
+    All(Vec<Rule>),
+    Any(Vec<Rule>),
+    Not(Box<Rule>),
+    Field(FieldCond),
+    Level(LevelCond),
+    Account(Box<Rule>, String),
+    Event(EventCond),
+    Leads(LeadsCond),
+    Segment(String, String),
+}
+
+fn invalid(path: &str, msg: impl std::fmt::Display) -> KenbunError {
+    KenbunError::at(SqlState::InvalidParameterValue, path, msg)
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+const RULE_KEYS: &[&str] = &["all", "any", "not", "field", "level", "account", "event", "leads", "segment"];
+
+struct Parser {
+    nodes: usize,
+}
+
+impl Rule {
+    /// Parses rule text (the input function of `kenbun.segment_rule`).
+    pub fn parse_text(text: &str) -> Result<Rule> {
+        if text.len() > MAX_TEXT {
+            return Err(KenbunError::new(
+                SqlState::ProgramLimitExceeded,
+                format!("rule document is too large ({} bytes, at most {MAX_TEXT})", text.len()),
+            ));
+        }
+        let v: Value = serde_json::from_str(text).map_err(|e| {
+            KenbunError::new(
+                SqlState::InvalidTextRepresentation,
+                format!("invalid input syntax for type kenbun.segment_rule: {e}"),
+            )
+            .hint("a rule is a JSON object such as {\"field\":\"country\",\"op\":\"eq\",\"value\":\"US\"}")
+        })?;
+        if has_nul(&v) {
+            return Err(KenbunError::new(
+                SqlState::InvalidTextRepresentation,
+                "invalid input syntax for type kenbun.segment_rule: the text contains \\u0000, which PostgreSQL text cannot hold",
+            ));
+        }
+        Rule::parse(&v)
+    }
+
+    /// Parses and validates the structure of a rule document (field names are not checked here).
+    pub fn parse(v: &Value) -> Result<Rule> {
+        Parser { nodes: 0 }.rule(v, "$", 0)
+    }
+
+    /// The canonical JSON form (stable key order, defaults dropped).
+    pub fn to_json(&self) -> Value {
+        match self {
+            Rule::All(v) => json!({ "all": v.iter().map(Rule::to_json).collect::<Vec<_>>() }),
+            Rule::Any(v) => json!({ "any": v.iter().map(Rule::to_json).collect::<Vec<_>>() }),
+            Rule::Not(r) => json!({ "not": r.to_json() }),
+            Rule::Field(f) => {
+                let mut m = Map::new();
+                m.insert("field".into(), Value::String(f.field.clone()));
+                m.insert("op".into(), Value::String(f.op.name().into()));
+                if let Some(v) = &f.value {
+                    m.insert("value".into(), v.clone());
+                }
+                Value::Object(m)
+            }
+            Rule::Level(l) => {
+                let value = if matches!(l.op, LevelOp::In | LevelOp::NotIn) {
+                    json!(l.tiers)
+                } else {
+                    json!(l.tiers[0])
+                };
+                json!({ "level": l.level, "op": l.op.name(), "value": value })
+            }
+            Rule::Account(r, _) => json!({ "account": r.to_json() }),
+            Rule::Event(e) => {
+                let mut m = Map::new();
+                if e.types_is_array {
+                    m.insert("type".into(), json!(e.types));
+                } else if let Some(t) = e.types.first() {
+                    m.insert("type".into(), json!(t));
+                }
+                if let Some(f) = &e.filter {
+                    m.insert("where".into(), f.to_json());
+                }
+                if let Some(w) = &e.within {
+                    m.insert("within".into(), json!(w));
+                }
+                if e.count_given {
+                    m.insert("count".into(), json!({"op": e.count.op.name(), "value": e.count.value}));
+                }
+                json!({ "event": Value::Object(m) })
+            }
+            Rule::Leads(l) => {
+                let mut m = Map::new();
+                if let Some(f) = &l.filter {
+                    m.insert("where".into(), f.to_json());
+                }
+                if l.count_given {
+                    m.insert("count".into(), json!({"op": l.count.op.name(), "value": l.count.value}));
+                }
+                json!({ "leads": Value::Object(m) })
+            }
+            Rule::Segment(s, _) => json!({ "segment": s }),
+        }
+    }
+
+    pub fn to_canonical_string(&self) -> String {
+        self.to_json().to_string()
+    }
+
+    /// Every saved segment this rule references, in document order.
+    pub fn segment_refs(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.walk(&mut |r| {
+            if let Rule::Segment(s, _) = r {
+                out.push(s.clone());
+            }
+        });
+        out
+    }
+
+    /// Visits this node and every nested rule (including account, event and leads sub-rules).
+    pub fn walk(&self, f: &mut dyn FnMut(&Rule)) {
+        f(self);
+        match self {
+            Rule::All(v) | Rule::Any(v) => v.iter().for_each(|r| r.walk(f)),
+            Rule::Not(r) | Rule::Account(r, _) => r.walk(f),
+            Rule::Event(e) => {
+                if let Some(r) = &e.filter {
+                    r.walk(f)
+                }
+            }
+            Rule::Leads(l) => {
+                if let Some(r) = &l.filter {
+                    r.walk(f)
+                }
+            }
+            Rule::Field(_) | Rule::Level(_) | Rule::Segment(..) => {}
+        }
+    }
+}
+
+impl Parser {
+    fn rule(&mut self, v: &Value, path: &str, depth: usize) -> Result<Rule> {
+        self.nodes += 1;
+        if depth > MAX_DEPTH {
+            return Err(KenbunError::at(
+                SqlState::ProgramLimitExceeded,
+                path,
+                format!("rule is nested too deeply (at most {MAX_DEPTH} levels)"),
+            ));
+        }
+        if self.nodes > MAX_NODES {
+            return Err(KenbunError::at(
+                SqlState::ProgramLimitExceeded,
+                path,
+                format!("rule has too many conditions (at most {MAX_NODES})"),
+            ));
+        }
+        let obj = match v {
+            Value::Object(o) => o,
+            other => {
+                return Err(invalid(path, format!("expected a rule object, found {}", type_name(other)))
+                    .hint("a rule is {\"all\":[…]}, {\"any\":[…]}, {\"not\":…}, or a condition such as {\"field\":\"country\",\"op\":\"eq\",\"value\":\"US\"}"))
+            }
+        };
+        let kinds: Vec<&str> = RULE_KEYS.iter().copied().filter(|k| obj.contains_key(*k)).collect();
+        let kind = match kinds.as_slice() {
+            [k] => *k,
+            [] => {
+                let unknown = obj.keys().next();
+                let mut e = invalid(
+                    path,
+                    match unknown {
+                        Some(k) => format!("unknown key \"{k}\""),
+                        None => "empty rule object".to_string(),
+                    },
+                );
+                if let Some(h) = unknown.and_then(|k| did_you_mean(k, RULE_KEYS.iter().copied())) {
+                    e = e.hint(h);
+                } else {
+                    e = e.hint("a rule object has one of the keys all, any, not, field, level, account, event, leads, segment");
+                }
+                return Err(e);
+            }
+            [a, b, ..] => {
+                return Err(invalid(path, format!("a rule object cannot have both \"{a}\" and \"{b}\""))
+                    .hint("combine conditions with {\"all\":[…]} or {\"any\":[…]}"))
+            }
+        };
+        let allowed: &[&str] = match kind {
+            "field" => &["field", "op", "value"],
+            "level" => &["level", "op", "value"],
+            other => std::slice::from_ref(RULE_KEYS.iter().find(|k| **k == other).unwrap()),
+        };
+        check_keys(obj, allowed, path)?;
+        let sub = |k: &str| format!("{path}.{k}");
+        match kind {
+            "all" | "any" => {
+                let p = sub(kind);
+                let arr = obj[kind]
+                    .as_array()
+                    .ok_or_else(|| invalid(&p, format!("expected an array of rules, found {}", type_name(&obj[kind]))))?;
+                let items = arr
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| self.rule(r, &format!("{p}[{i}]"), depth + 1))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(if kind == "all" { Rule::All(items) } else { Rule::Any(items) })
+            }
+            "not" => Ok(Rule::Not(Box::new(self.rule(&obj["not"], &sub("not"), depth + 1)?))),
+            "account" => Ok(Rule::Account(
+                Box::new(self.rule(&obj["account"], &sub("account"), depth + 1)?),
+                path.to_string(),
+            )),
+            "segment" => match &obj["segment"] {
+                Value::String(s) if !s.is_empty() => Ok(Rule::Segment(s.clone(), path.to_string())),
+                other => Err(invalid(&sub("segment"), format!("expected a segment name, found {}", type_name(other)))),
+            },
+            "field" => self.field(obj, path),
+            "level" => self.level(obj, path),
+            "event" => self.event(&obj["event"], &sub("event"), path, depth),
+            "leads" => self.leads(&obj["leads"], &sub("leads"), path, depth),
+            _ => unreachable!(),
+        }
+    }
+
+    fn field(&mut self, obj: &Map<String, Value>, path: &str) -> Result<Rule> {
+        let field = match &obj["field"] {
+            Value::String(s) if !s.is_empty() => s.clone(),
+            other => {
+                return Err(invalid(&format!("{path}.field"), format!("expected a field name, found {}", type_name(other))))
+            }
+        };
+        let op_path = format!("{path}.op");
+        let op = match obj.get("op") {
+            Some(Value::String(s)) => Op::from_name(s).ok_or_else(|| {
+                let e = invalid(&op_path, format!("unknown operator \"{s}\""));
+                match did_you_mean(s, ALL_OPS.iter().map(|o| o.name())) {
+                    Some(h) => e.hint(h),
+                    None => e.hint(format!(
+                        "operators are {}",
+                        ALL_OPS.iter().map(|o| o.name()).collect::<Vec<_>>().join(" ")
+                    )),
+                }
+            })?,
+            Some(other) => return Err(invalid(&op_path, format!("expected an operator name, found {}", type_name(other)))),
+            None => return Err(invalid(path, "missing key \"op\"")),
+        };
+        let vpath = format!("{path}.value");
+        let value = obj.get("value");
+        check_value_shape(op, value, &vpath, path)?;
+        Ok(Rule::Field(FieldCond { field, op, value: value.cloned(), path: path.to_string() }))
+    }
+
+    fn level(&mut self, obj: &Map<String, Value>, path: &str) -> Result<Rule> {
+        let level = match &obj["level"] {
+            Value::String(s) if !s.is_empty() => s.clone(),
+            other => {
+                return Err(invalid(&format!("{path}.level"), format!("expected a level name, found {}", type_name(other))))
+            }
+        };
+        let op_path = format!("{path}.op");
+        let op = match obj.get("op") {
+            Some(Value::String(s)) => LevelOp::from_name(s).ok_or_else(|| {
+                invalid(&op_path, format!("unknown level operator \"{s}\""))
+                    .hint("level operators are eq neq gt gte lt lte in not_in")
+            })?,
+            Some(other) => return Err(invalid(&op_path, format!("expected an operator name, found {}", type_name(other)))),
+            None => return Err(invalid(path, "missing key \"op\"")),
+        };
+        let vpath = format!("{path}.value");
+        let tiers = match (op, obj.get("value")) {
+            (LevelOp::In | LevelOp::NotIn, Some(Value::Array(a))) => {
+                if a.is_empty() {
+                    return Err(invalid(&vpath, "the list of tiers is empty"));
+                }
+                a.iter()
+                    .enumerate()
+                    .map(|(i, t)| match t {
+                        Value::String(s) => Ok(s.clone()),
+                        other => Err(invalid(&format!("{vpath}[{i}]"), format!("expected a tier name, found {}", type_name(other)))),
+                    })
+                    .collect::<Result<Vec<_>>>()?
+            }
+            (LevelOp::In | LevelOp::NotIn, Some(other)) => {
+                return Err(invalid(&vpath, format!("expected an array of tier names, found {}", type_name(other))))
+            }
+            (_, Some(Value::String(s))) => vec![s.clone()],
+            (_, Some(other)) => return Err(invalid(&vpath, format!("expected a tier name, found {}", type_name(other)))),
+            (_, None) => return Err(invalid(path, "missing key \"value\"")),
+        };
+        Ok(Rule::Level(LevelCond { level, op, tiers, path: path.to_string() }))
+    }
+
+    fn count(&self, v: &Value, path: &str) -> Result<Count> {
+        let obj = v
+            .as_object()
+            .ok_or_else(|| invalid(path, format!("expected {{\"op\":…,\"value\":…}}, found {}", type_name(v))))?;
+        check_keys(obj, &["op", "value"], path)?;
+        let op = match obj.get("op") {
+            Some(Value::String(s)) => CountOp::from_name(s).ok_or_else(|| {
+                invalid(&format!("{path}.op"), format!("unknown count operator \"{s}\"")).hint("count operators are eq neq gt gte lt lte")
+            })?,
+            Some(other) => return Err(invalid(&format!("{path}.op"), format!("expected an operator name, found {}", type_name(other)))),
+            None => return Err(invalid(path, "missing key \"op\"")),
+        };
+        let value = match obj.get("value") {
+            Some(Value::Number(n)) => n.as_i64().filter(|v| *v >= 0).ok_or_else(|| {
+                invalid(&format!("{path}.value"), format!("expected a non-negative integer, found {n}"))
+            })?,
+            Some(other) => return Err(invalid(&format!("{path}.value"), format!("expected a non-negative integer, found {}", type_name(other)))),
+            None => return Err(invalid(path, "missing key \"value\"")),
+        };
+        Ok(Count { op, value })
+    }
+
+    fn event(&mut self, v: &Value, path: &str, rule_path: &str, depth: usize) -> Result<Rule> {
+        let obj = v
+            .as_object()
+            .ok_or_else(|| invalid(path, format!("expected an event object, found {}", type_name(v))))?;
+        check_keys(obj, &["type", "where", "within", "count"], path)?;
+        let (types, types_is_array) = match obj.get("type") {
+            None => (vec![], false),
+            Some(Value::String(s)) => (vec![s.clone()], false),
+            Some(Value::Array(a)) => {
+                if a.is_empty() {
+                    return Err(invalid(&format!("{path}.type"), "the list of event types is empty"));
+                }
+                let t = a
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| match t {
+                        Value::String(s) => Ok(s.clone()),
+                        other => Err(invalid(&format!("{path}.type[{i}]"), format!("expected an event type, found {}", type_name(other)))),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                (t, true)
+            }
+            Some(other) => {
+                return Err(invalid(&format!("{path}.type"), format!("expected a string or an array of strings, found {}", type_name(other))))
+            }
+        };
+        let filter = match obj.get("where") {
+            Some(w) => Some(Box::new(self.rule(w, &format!("{path}.where"), depth + 1)?)),
+            None => None,
+        };
+        let within = match obj.get("within") {
+            None => None,
+            Some(Value::String(s)) => {
+                parse_interval(s).map_err(|m| {
+                    KenbunError::at(SqlState::InvalidDatetimeFormat, &format!("{path}.within"), m)
+                        .hint("write an interval such as \"30 days\", \"12 hours\" or \"2 weeks\"")
+                })?;
+                Some(s.trim().to_string())
+            }
+            Some(other) => return Err(invalid(&format!("{path}.within"), format!("expected an interval such as \"30 days\", found {}", type_name(other)))),
+        };
+        let (count, count_given) = match obj.get("count") {
+            Some(c) => (self.count(c, &format!("{path}.count"))?, true),
+            None => (Count::default(), false),
+        };
+        Ok(Rule::Event(EventCond { types, types_is_array, filter, within, count, count_given, path: rule_path.to_string() }))
+    }
+
+    fn leads(&mut self, v: &Value, path: &str, rule_path: &str, depth: usize) -> Result<Rule> {
+        let obj = v
+            .as_object()
+            .ok_or_else(|| invalid(path, format!("expected a leads object, found {}", type_name(v))))?;
+        check_keys(obj, &["where", "count"], path)?;
+        let filter = match obj.get("where") {
+            Some(w) => Some(Box::new(self.rule(w, &format!("{path}.where"), depth + 1)?)),
+            None => None,
+        };
+        let (count, count_given) = match obj.get("count") {
+            Some(c) => (self.count(c, &format!("{path}.count"))?, true),
+            None => (Count::default(), false),
+        };
+        Ok(Rule::Leads(LeadsCond { filter, count, count_given, path: rule_path.to_string() }))
+    }
+}
+
+fn check_keys(obj: &Map<String, Value>, allowed: &[&str], path: &str) -> Result<()> {
+    for k in obj.keys() {
+        if !allowed.contains(&k.as_str()) {
+            let mut e = invalid(&format!("{path}.{k}"), format!("unknown key \"{k}\""));
+            e = match did_you_mean(k, allowed.iter().copied()) {
+                Some(h) => e.hint(h),
+                None => e.hint(format!("allowed keys here: {}", allowed.join(", "))),
+            };
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+fn is_scalar(v: &Value) -> bool {
+    matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_))
+}
+
+/// Checks that the value's JSON shape fits the operator (the field's type is checked by the compiler).
+fn check_value_shape(op: Op, value: Option<&Value>, vpath: &str, path: &str) -> Result<()> {
+    let need = |what: &str| invalid(path, format!("operator \"{}\" needs a \"value\" ({what})", op.name()));
+    match op {
+        Op::IsSet | Op::IsNotSet => {
+            if value.is_some() {
+                return Err(invalid(vpath, format!("operator \"{}\" takes no value", op.name())));
+            }
+        }
+        Op::Between => {
+            let v = value.ok_or_else(|| need("[low, high]"))?;
+            match v {
+                Value::Array(a) if a.len() == 2 && a.iter().all(is_scalar) => {
+                    if type_name(&a[0]) != type_name(&a[1]) {
+                        return Err(invalid(vpath, "both bounds of \"between\" must have the same type"));
+                    }
+                }
+                _ => {
+                    return Err(invalid(vpath, format!("\"between\" takes [low, high], found {}", describe(v))))
+                }
+            }
+        }
+        Op::In | Op::NotIn => {
+            let v = value.ok_or_else(|| need("a non-empty array"))?;
+            match v {
+                Value::Array(a) if a.is_empty() => {
+                    return Err(invalid(vpath, format!("the list of \"{}\" is empty", op.name()))
+                        .hint("an empty list matches nothing; use {\"any\":[]} for a rule that matches no one"))
+                }
+                Value::Array(a) => {
+                    for (i, x) in a.iter().enumerate() {
+                        if !is_scalar(x) {
+                            return Err(invalid(&format!("{vpath}[{i}]"), format!("expected a string, number or boolean, found {}", type_name(x))));
+                        }
+                        if type_name(x) != type_name(&a[0]) {
+                            return Err(invalid(&format!("{vpath}[{i}]"), "all values of the list must have the same type"));
+                        }
+                    }
+                }
+                other => {
+                    return Err(invalid(vpath, format!("\"{}\" takes an array of values, found {}", op.name(), type_name(other))))
+                }
+            }
+        }
+        Op::WithinLast | Op::NotWithinLast => {
+            let v = value.ok_or_else(|| need("an interval such as \"30 days\""))?;
+            let s = v.as_str().ok_or_else(|| {
+                invalid(vpath, format!("expected an interval such as \"30 days\", found {}", type_name(v)))
+            })?;
+            parse_interval(s).map_err(|m| {
+                KenbunError::at(SqlState::InvalidDatetimeFormat, vpath, m)
+                    .hint("write an interval such as \"30 days\", \"12 hours\" or \"2 weeks\"")
+            })?;
+        }
+        Op::Before | Op::After => {
+            let v = value.ok_or_else(|| need("an ISO date or timestamp"))?;
+            let s = v.as_str().ok_or_else(|| {
+                invalid(vpath, format!("expected an ISO date or timestamp such as \"2024-01-31\", found {}", type_name(v)))
+            })?;
+            if !is_iso_datetime(s) {
+                return Err(KenbunError::at(
+                    SqlState::InvalidDatetimeFormat,
+                    vpath,
+                    format!("\"{s}\" is not an ISO date or timestamp"),
+                )
+                .hint("write \"2024-01-31\" or \"2024-01-31T12:00:00Z\""));
+            }
+        }
+        Op::Matches | Op::StartsWith | Op::EndsWith => {
+            let v = value.ok_or_else(|| need("a string"))?;
+            if !v.is_string() {
+                return Err(invalid(vpath, format!("\"{}\" takes a string, found {}", op.name(), type_name(v))));
+            }
+        }
+        Op::Contains | Op::NotContains => {
+            // a string for text fields, an object or array for jsonb containment
+            let v = value.ok_or_else(|| need("a string"))?;
+            if matches!(v, Value::Null | Value::Bool(_) | Value::Number(_)) {
+                return Err(invalid(vpath, format!("\"{}\" takes a string, found {}", op.name(), type_name(v))));
+            }
+        }
+        Op::Eq | Op::Neq | Op::Gt | Op::Gte | Op::Lt | Op::Lte => {
+            let v = value.ok_or_else(|| need("a string, number or boolean"))?;
+            if v.is_null() {
+                return Err(invalid(vpath, "value is null").hint(format!(
+                    "to test for a missing value use \"{}\"",
+                    if op == Op::Neq { "is_set" } else { "is_not_set" }
+                )));
+            }
+            if !is_scalar(v) && !(matches!(op, Op::Eq | Op::Neq)) {
+                return Err(invalid(vpath, format!("expected a string, number or boolean, found {}", type_name(v))));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Array(a) => format!("an array of {} element(s)", a.len()),
+        other => type_name(other).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,104 @@
+//! Validation of value literals that PostgreSQL will parse again: intervals and ISO dates.
+//! The accepted forms are a strict subset of what PostgreSQL accepts, so a value that passes here
+//! never fails later at execution.
+
+const UNITS: &[&str] = &[
+    "microsecond", "microseconds", "millisecond", "milliseconds", "second", "seconds", "sec", "secs",
+    "minute", "minutes", "min", "mins", "hour", "hours", "hr", "hrs", "day", "days", "week", "weeks",
+    "month", "months", "mon", "mons", "year", "years", "yr", "yrs",
+];
+
+/// Accepts "30 days", "1 day 12 hours", "2.5 hours", "90 minutes". Returns an error message otherwise.
+pub fn parse_interval(s: &str) -> Result<(), String> {
+    let words: Vec<&str> = s.split_whitespace().collect();
+    if words.is_empty() {
+        return Err("the interval is empty".into());
+    }
+    if s.len() > 200 {
+        return Err("the interval is too long".into());
+    }
+    if words.len() % 2 != 0 {
+        return Err(format!("\"{s}\" is not an interval: expected pairs of a number and a unit"));
+    }
+    for pair in words.chunks(2) {
+        let (n, unit) = (pair[0], pair[1]);
+        let numeric = !n.is_empty()
+            && n.chars().all(|c| c.is_ascii_digit() || c == '.')
+            && n.chars().filter(|c| *c == '.').count() <= 1
+            && n.chars().any(|c| c.is_ascii_digit())
+            && n.len() <= 12;
+        if !numeric {
+            return Err(format!("\"{s}\" is not an interval: \"{n}\" is not a non-negative number"));
+        }
+        if !UNITS.contains(&unit.to_ascii_lowercase().as_str()) {
+            return Err(format!("\"{s}\" is not an interval: unknown unit \"{unit}\""));
+        }
+    }
+    Ok(())
+}
+
+fn digits(s: &[u8], n: usize) -> Option<u32> {
+    if s.len() < n || !s[..n].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(&s[..n]).ok()?.parse().ok()
+}
+
+/// Is the text an ISO 8601 date (`2024-01-31`) or timestamp (`2024-01-31T12:00`, `…:00Z`, `…+02:00`)?
+pub fn is_iso_datetime(s: &str) -> bool {
+    let b = s.as_bytes();
+    let (Some(y), Some(m), Some(d)) = (digits(b, 4), b.get(5..).and_then(|r| digits(r, 2)), b.get(8..).and_then(|r| digits(r, 2)))
+    else {
+        return false;
+    };
+    if b[4] != b'-' || b[7] != b'-' || !(1..=9999).contains(&y) || !(1..=12).contains(&m) {
+        return false;
+    }
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let mdays = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][m as usize - 1];
+    if d == 0 || d > mdays {
+        return false;
+    }
+    let rest = &b[10..];
+    if rest.is_empty() {
+        return true;
+    }
+    if rest[0] != b'T' && rest[0] != b' ' {
+        return false;
+    }
+    let t = &rest[1..];
+    let (Some(hh), Some(mm)) = (digits(t, 2), t.get(3..).and_then(|r| digits(r, 2))) else {
+        return false;
+    };
+    if t[2] != b':' || hh > 23 || mm > 59 {
+        return false;
+    }
+    let mut i = 5;
+    if t.get(i) == Some(&b':') {
+        match t.get(i + 1..).and_then(|r| digits(r, 2)) {
+            Some(ss) if ss <= 59 => i += 3,
+            _ => return false,
+        }
+        if t.get(i) == Some(&b'.') {
+            i += 1;
+            let start = i;
+            while t.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            if i == start || i - start > 6 {
+                return false;
+            }
+        }
+    }
+    match &t[i..] {
+        [] | [b'Z'] => true,
+        [sign, rest @ ..] if *sign == b'+' || *sign == b'-' => match rest {
+            [a, b2] => digits(&[*a, *b2], 2).is_some_and(|h| h <= 14),
+            [a, b2, b':', c, d2] => {
+                digits(&[*a, *b2], 2).is_some_and(|h| h <= 14) && digits(&[*c, *d2], 2).is_some_and(|m| m <= 59)
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
