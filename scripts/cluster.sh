@@ -21,7 +21,8 @@ log_min_messages = warning
 CONF
   fi
   if ! "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1; then
-    "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$LOGFILE" -w start >/dev/null
+    # without RUST_BACKTRACE: errors raised through pgrx would carry a Rust backtrace as DETAIL
+    "${AS_PG[@]}" env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$LOGFILE" -w start >/dev/null
   fi
   echo "cluster: running (socket $SOCKDIR, port $PGPORT_PRIVATE, data $PGDATA_DIR)"
   ;;

@@ -255,14 +255,15 @@ SET search_path = pg_catalog, pg_temp AS $$
     SELECT EXISTS (SELECT 1 FROM d)
 $$;
 
-CREATE FUNCTION kenbun._check_regex(pattern text, path text)
-RETURNS void LANGUAGE plpgsql IMMUTABLE
+-- NULL when `pattern` is a valid POSIX regular expression, else PostgreSQL's message about it.
+CREATE FUNCTION kenbun._regex_error(pattern text)
+RETURNS text LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM '' ~ pattern;
+    RETURN NULL;
 EXCEPTION WHEN invalid_regular_expression THEN
-    RAISE EXCEPTION 'invalid rule at %: %', path, SQLERRM
-        USING ERRCODE = '2201B', HINT = '"matches" takes a POSIX regular expression, e.g. "^[A-Z]{2}$"';
+    RETURN SQLERRM;
 END $$;
 
 -- Everything the compiler needs, as one document.

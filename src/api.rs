@@ -125,15 +125,16 @@ pub fn load_catalog() -> Catalog {
 pub fn compile_rule(rule: &Rule, kind: Kind, cat: &Catalog) -> Compiled {
     let compiled = compile::compile(rule, kind, cat).or_raise();
     for (pattern, path) in &compiled.regexes {
-        Spi::connect(|c| {
-            c.select(
-                "SELECT kenbun._check_regex($1, $2)",
-                None,
-                &[pattern.as_str().into(), path.as_str().into()],
-            )
-            .map(|_| ())
+        let problem = Spi::connect(|c| {
+            c.select("SELECT kenbun._regex_error($1)", Some(1), &[pattern.as_str().into()])?.first().get_one::<String>()
         })
         .or_raise();
+        if let Some(msg) = problem {
+            raise(
+                KenbunError::at(SqlState::InvalidRegularExpression, path, msg)
+                    .hint("\"matches\" takes a POSIX regular expression, e.g. \"^[A-Z]{2}$\""),
+            );
+        }
     }
     compiled
 }

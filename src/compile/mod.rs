@@ -212,7 +212,7 @@ impl<'a> Cx<'a> {
                 if class_of(&c.type_name) != Class::Jsonb {
                     return Err(KenbunError::at(
                         SqlState::DatatypeMismatch,
-                        path,
+                        &format!("{path}.field"),
                         format!("field \"{name}\": column \"{head}\" of {} is {}, not jsonb", b.display(), c.type_name),
                     )
                     .hint("dotted paths are only allowed into jsonb columns"));
@@ -262,7 +262,7 @@ impl<'a> Cx<'a> {
                     (Op::Before | Op::After | Op::WithinLast, _) => {
                         return Err(KenbunError::at(
                             SqlState::DatatypeMismatch,
-                            &f.path,
+                            &format!("{}.op", f.path),
                             format!("operator \"{}\" needs a date/time field, and \"{}\" is a JSON path without a declared type", f.op.name(), f.field),
                         )
                         .hint(format!(
@@ -509,8 +509,12 @@ impl<'a> Cx<'a> {
 
     fn event(&mut self, e: &EventCond, kind: Kind, alias: &str) -> Result<String> {
         if kind != Kind::Lead {
-            return Err(KenbunError::at(SqlState::InvalidParameterValue, &e.path, format!("\"event\" conditions are only allowed in lead rules, not in {} rules", kind.name()))
-                .hint("in an account rule, count leads with events: {\"leads\":{\"where\":{\"event\":{…}}}}"));
+            let e = KenbunError::at(SqlState::InvalidParameterValue, &e.path, format!("\"event\" conditions are only allowed in lead rules, not in {} rules", kind.name()));
+            return Err(if kind == Kind::Account {
+                e.hint("in an account rule, count leads with events: {\"leads\":{\"where\":{\"event\":{…}}}}")
+            } else {
+                e
+            });
         }
         let lead_key = binding(self.cat, Kind::Lead)?.key.clone().unwrap_or_default();
         let ev = binding(self.cat, Kind::Event)?.clone();

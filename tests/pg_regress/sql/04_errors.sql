@@ -1,0 +1,47 @@
+-- Every error class: SQLSTATE, a message naming the JSON path, and a hint where one helps.
+SELECT try($$SELECT kenbun.compile('{"field":"countyr","op":"eq","value":"US"}')$$);
+SELECT try($$SELECT kenbun.compile('{"all":[{"field":"score","op":"eq","value":"5"}]}')$$);
+SELECT try($$SELECT kenbun.compile('{"field":"country","op":"gt","value":5}')$$);
+SELECT try($$SELECT kenbun.compile('{"field":"vip","op":"eq","value":"yes"}')$$);
+SELECT try($$SELECT kenbun.compile('{"field":"score","op":"contains","value":"5"}')$$);
+SELECT try($$SELECT kenbun.compile('{"field":"signed_up","op":"after","value":"soon"}')$$);
+SELECT try($$SELECT kenbun.compile('{"field":"signed_up","op":"eq","value":"2024-13-01"}')$$);
+SELECT try($$SELECT kenbun.compile('{"field":"country.code","op":"eq","value":"US"}')$$);
+SELECT try($$SELECT kenbun.compile('{"field":"attributes.since","op":"within_last","value":"3 days"}')$$);
+SELECT try($$SELECT kenbun.compile('{"field":"country","op":"matches","value":"(["}')$$);
+SELECT try($$SELECT kenbun.compile('{"level":"engagment","op":"eq","value":"Warm"}')$$);
+SELECT try($$SELECT kenbun.compile('{"level":"engagement","op":"eq","value":"Tepid"}')$$);
+SELECT try($$SELECT kenbun.compile('{"segment":"nope"}')$$);
+SELECT try($$SELECT kenbun.compile('{"leads":{}}')$$);
+SELECT try($$SELECT kenbun.compile('{"event":{}}', 'account')$$);
+SELECT try($$SELECT kenbun.compile('{"account":{"account":{"all":[]}}}')$$);
+SELECT try($$SELECT kenbun.compile('{"event":{"where":{"event":{}}}}')$$);
+SELECT try($$SELECT kenbun.compile('{"all":[]}', 'acount')$$);
+SELECT try($$SELECT * FROM kenbun.segment_preview('{"all":[]}', 'lead', -1)$$);
+-- binding errors
+SELECT try($$SELECT kenbun.bind_leads('no_such_table')$$);
+SELECT try($$SELECT kenbun.bind_leads('leads', 'ident')$$);
+SELECT try($$SELECT kenbun.bind_leads('leads', 'id', 'acount_id')$$);
+SELECT try($$SELECT kenbun.bind_leads('leads', 'signed_up')$$);
+SELECT try($$SELECT kenbun.bind_events('events', time_column => 'type')$$);
+SELECT try($$SELECT kenbun.map_field('lead', 'x', 'country.code', 'text')$$);
+SELECT try($$SELECT kenbun.map_field('lead', 'x', 'nope.code', 'text')$$);
+SELECT try($$SELECT kenbun.map_field('lead', 'x', 'attributes..a', 'text')$$);
+SELECT try($$SELECT kenbun.map_field('person', 'x', 'attributes.a', 'text')$$);
+SELECT try($$SELECT kenbun.define_levels('bad', 'score', '[]')$$);
+SELECT try($$SELECT kenbun.define_levels('bad', 'score', '[{"name":"A","min":10},{"name":"B","min":5}]')$$);
+SELECT try($$SELECT kenbun.define_levels('bad', 'score', '[{"name":"A","min":0},{"name":"A","min":5}]')$$);
+SELECT try($$SELECT kenbun.define_levels('bad', 'score', '[{"name":"A","min":"0"}]')$$);
+SELECT try($$SELECT kenbun.define_levels('bad', 'country', '[{"name":"A","min":0}]')$$);
+SELECT try($$SELECT kenbun.compile('{"level":"bad","op":"eq","value":"A"}')$$);
+SELECT kenbun.drop_levels('bad'), kenbun.drop_levels('bad');
+-- nothing was changed by the failed calls
+SELECT kind, relid, key_column, account_column FROM kenbun.bindings ORDER BY kind;
+SELECT kind, name, path, type FROM kenbun.fields ORDER BY kind, name;
+SELECT name FROM kenbun.levels ORDER BY name;
+-- unbound kinds
+BEGIN;
+DELETE FROM kenbun.bindings WHERE kind = 'event';
+SELECT try($$SELECT kenbun.compile('{"event":{"type":"x"}}')$$);
+SELECT try($$SELECT kenbun.map_field('event', 'url', 'metadata.url', 'text')$$);
+ROLLBACK;
