@@ -8,7 +8,7 @@ layer=${1:-all}
 
 if [[ $layer == all || $layer == unit ]]; then
   echo "== 1. unit tests (cargo test, no database)"
-  cargo test --lib -q -- --skip pg_tests
+  cargo test --lib -q -- --skip tests_pg
 fi
 
 if [[ $layer == all || $layer == pg ]]; then

@@ -8,6 +8,9 @@ pub mod rule;
 
 mod api;
 
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_pg;
+
 ::pgrx::pg_module_magic!(name, version);
 
 #[cfg(test)]

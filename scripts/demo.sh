@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs the demo against the private cluster (started by `make demo`).
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+psql_private -q -d postgres -tc "SELECT 1 FROM pg_database WHERE datname = 'kenbun_demo'" | grep -q 1 \
+  || psql_private -q -d postgres -c "CREATE DATABASE kenbun_demo"
+# the extension is re-created so that a rebuilt version is picked up
+psql_private -q -d kenbun_demo -c "DROP EXTENSION IF EXISTS kenbun CASCADE" 2>/dev/null
+psql_private -d kenbun_demo -f - < "$ROOT/scripts/demo.sql"
+echo
+echo "Explore it yourself: make psql   (database kenbun_demo, socket $SOCKDIR)"
