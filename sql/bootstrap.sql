@@ -86,6 +86,20 @@ BEGIN
     END IF;
 END $$;
 
+-- A table can be bound as one kind only.
+CREATE FUNCTION kenbun._check_bound_once(tbl regclass, kind text)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    other text;
+BEGIN
+    SELECT b.kind INTO other FROM kenbun.bindings b WHERE b.relid = tbl AND b.kind <> _check_bound_once.kind;
+    IF other IS NOT NULL THEN
+        RAISE EXCEPTION 'table % is already bound as kind "%"', tbl, other
+            USING ERRCODE = '55000', HINT = 'bind a different table, or kenbun.unbind(''' || other || ''') first';
+    END IF;
+END $$;
+
 CREATE FUNCTION kenbun.bind_leads(tbl regclass, key name DEFAULT 'id', account_key name DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
@@ -100,6 +114,8 @@ BEGIN
     ON CONFLICT (kind) DO UPDATE
        SET relid = EXCLUDED.relid, key_column = EXCLUDED.key_column,
            account_column = EXCLUDED.account_column, bound_at = pg_catalog.now();
+    PERFORM kenbun._check_bound_once(tbl, 'lead');
+    PERFORM kenbun._catalog_changed(true);
 END $$;
 COMMENT ON FUNCTION kenbun.bind_leads(regclass, name, name) IS 'Binds the application''s lead table; re-binding replaces the old binding.';
 
@@ -113,6 +129,8 @@ BEGIN
     VALUES ('account', tbl, key)
     ON CONFLICT (kind) DO UPDATE
        SET relid = EXCLUDED.relid, key_column = EXCLUDED.key_column, bound_at = pg_catalog.now();
+    PERFORM kenbun._check_bound_once(tbl, 'account');
+    PERFORM kenbun._catalog_changed(true);
 END $$;
 COMMENT ON FUNCTION kenbun.bind_accounts(regclass, name) IS 'Binds the application''s account table; re-binding replaces the old binding.';
 
@@ -144,6 +162,8 @@ BEGIN
        SET relid = EXCLUDED.relid, lead_column = EXCLUDED.lead_column, type_column = EXCLUDED.type_column,
            time_column = EXCLUDED.time_column, metadata_column = EXCLUDED.metadata_column,
            bound_at = pg_catalog.now();
+    PERFORM kenbun._check_bound_once(tbl, 'event');
+    PERFORM kenbun._catalog_changed(true);
 END $$;
 COMMENT ON FUNCTION kenbun.bind_events(regclass, name, name, name, name) IS 'Binds the application''s event table; re-binding replaces the old binding.';
 
@@ -195,15 +215,21 @@ BEGIN
     END IF;
     INSERT INTO kenbun.fields AS f (kind, name, path, type) VALUES (kind, field, path, type)
     ON CONFLICT ON CONSTRAINT fields_pkey DO UPDATE SET path = EXCLUDED.path, type = EXCLUDED.type;
+    PERFORM kenbun._catalog_changed();
 END $$;
 COMMENT ON FUNCTION kenbun.map_field(text, text, text, regtype) IS 'Adds (or replaces) a named, typed field over a column or JSON path.';
 
 CREATE FUNCTION kenbun.unmap_field(kind text, field text)
-RETURNS boolean LANGUAGE sql
+RETURNS boolean LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
-    WITH d AS (DELETE FROM kenbun.fields f WHERE f.kind = unmap_field.kind AND f.name = unmap_field.field RETURNING 1)
-    SELECT EXISTS (SELECT 1 FROM d)
-$$;
+BEGIN
+    DELETE FROM kenbun.fields f WHERE f.kind = unmap_field.kind AND f.name = unmap_field.field;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM kenbun._catalog_changed();
+    RETURN true;
+END $$;
 
 CREATE FUNCTION kenbun.define_levels(name text, field text, tiers jsonb)
 RETURNS void LANGUAGE plpgsql
@@ -245,15 +271,21 @@ BEGIN
     END LOOP;
     INSERT INTO kenbun.levels AS l (name, field, tiers) VALUES (name, field, tiers)
     ON CONFLICT ON CONSTRAINT levels_pkey DO UPDATE SET field = EXCLUDED.field, tiers = EXCLUDED.tiers;
+    PERFORM kenbun._catalog_changed();
 END $$;
 COMMENT ON FUNCTION kenbun.define_levels(text, text, jsonb) IS 'Defines (or replaces) ordered tiers over a numeric field.';
 
 CREATE FUNCTION kenbun.drop_levels(name text)
-RETURNS boolean LANGUAGE sql
+RETURNS boolean LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
-    WITH d AS (DELETE FROM kenbun.levels l WHERE l.name = drop_levels.name RETURNING 1)
-    SELECT EXISTS (SELECT 1 FROM d)
-$$;
+BEGIN
+    DELETE FROM kenbun.levels l WHERE l.name = drop_levels.name;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM kenbun._catalog_changed();
+    RETURN true;
+END $$;
 
 -- NULL when `pattern` is a valid POSIX regular expression, else PostgreSQL's message about it.
 CREATE FUNCTION kenbun._regex_error(pattern text)
@@ -265,32 +297,3 @@ BEGIN
 EXCEPTION WHEN invalid_regular_expression THEN
     RETURN SQLERRM;
 END $$;
-
--- Everything the compiler needs, as one document.
-CREATE FUNCTION kenbun._catalog()
-RETURNS jsonb LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp AS $$
-SELECT pg_catalog.jsonb_build_object(
-  'bindings', COALESCE((
-      SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-               'kind', b.kind, 'schema', n.nspname, 'table', c.relname,
-               'key', b.key_column, 'account_key', b.account_column, 'lead_key', b.lead_column,
-               'type_column', b.type_column, 'time_column', b.time_column,
-               'metadata_column', b.metadata_column,
-               'columns', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                                   'name', a.attname, 'type', pg_catalog.format_type(a.atttypid, NULL),
-                                   'not_null', a.attnotnull) ORDER BY a.attnum), '[]'::jsonb)
-                             FROM pg_catalog.pg_attribute a
-                            WHERE a.attrelid = b.relid AND a.attnum > 0 AND NOT a.attisdropped)))
-        FROM kenbun.bindings b
-        JOIN pg_catalog.pg_class c ON c.oid = b.relid
-        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace), '[]'::jsonb),
-  'fields', COALESCE((
-      SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-               'kind', f.kind, 'name', f.name, 'path', f.path, 'type', pg_catalog.format_type(f.type, NULL)))
-        FROM kenbun.fields f), '[]'::jsonb),
-  'levels', COALESCE((
-      SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('name', v.name, 'field', v.field, 'tiers', v.tiers))
-        FROM kenbun.levels v), '[]'::jsonb),
-  'segments', '[]'::jsonb)
-$$;

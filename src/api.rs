@@ -60,6 +60,9 @@ impl<T> OrRaise<T> for Result<T, pgrx::spi::SpiError> {
 pub struct segment_rule(String);
 
 impl segment_rule {
+    pub fn text(&self) -> &str {
+        &self.0
+    }
     fn from_text(s: &str) -> segment_rule {
         segment_rule(Rule::parse_text(s).or_raise().to_canonical_string())
     }
@@ -122,8 +125,12 @@ pub fn load_catalog() -> Catalog {
 }
 
 /// Compiles a rule for a kind and validates what only PostgreSQL can check (regexes).
-pub fn compile_rule(rule: &Rule, kind: Kind, cat: &Catalog) -> Compiled {
-    let compiled = compile::compile(rule, kind, cat).or_raise();
+pub fn compile_rule(rule: &Rule, kind: Kind, cat: &Catalog, segment: Option<&str>) -> Compiled {
+    let compiled = match segment {
+        Some(name) => compile::compile_segment(rule, kind, cat, name),
+        None => compile::compile(rule, kind, cat),
+    }
+    .or_raise();
     for (pattern, path) in &compiled.regexes {
         let problem = Spi::connect(|c| {
             c.select("SELECT kenbun._regex_error($1)", Some(1), &[pattern.as_str().into()])?.first().get_one::<String>()
@@ -145,7 +152,7 @@ pub fn compile_rule(rule: &Rule, kind: Kind, cat: &Catalog) -> Compiled {
 #[search_path(pg_catalog, pg_temp)]
 fn compile(rule: segment_rule, kind: default!(&str, "'lead'")) -> String {
     let kind = parse_kind(kind);
-    compile_rule(&rule.rule(), kind, &load_catalog()).public_sql()
+    compile_rule(&rule.rule(), kind, &load_catalog(), None).public_sql()
 }
 
 fn check_limit(lim: i32) -> i64 {
@@ -175,7 +182,7 @@ fn segment_preview(
     let kind = parse_kind(kind);
     let lim = check_limit(lim);
     let cat = load_catalog();
-    let c = compile_rule(&rule.rule(), kind, &cat);
+    let c = compile_rule(&rule.rule(), kind, &cat, None);
     let (fw, key) = from_where(kind, &cat, &c);
     let alias = root_alias(kind);
     let q = format!("SELECT ({key})::text, pg_catalog.to_jsonb({alias}) {fw} ORDER BY {key} LIMIT {lim}");
@@ -196,7 +203,7 @@ fn segment_preview(
 fn segment_count(rule: segment_rule, kind: default!(&str, "'lead'")) -> i64 {
     let kind = parse_kind(kind);
     let cat = load_catalog();
-    let c = compile_rule(&rule.rule(), kind, &cat);
+    let c = compile_rule(&rule.rule(), kind, &cat, None);
     let (fw, _) = from_where(kind, &cat, &c);
     Spi::connect(|client| client.select(&format!("SELECT pg_catalog.count(*) {fw}"), Some(1), &[])?.first().get_one::<i64>())
         .or_raise()

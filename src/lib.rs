@@ -7,6 +7,7 @@ pub mod error;
 pub mod rule;
 
 mod api;
+mod maintain;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_pg;

@@ -1,6 +1,7 @@
 //! Rule → SQL. The only place in kenbun that writes SQL text about user data. Identifiers come from
 //! the catalog and are always quoted; values become quoted, typed literals.
 pub mod catalog;
+pub mod maintain;
 pub mod sql;
 
 pub use catalog::{Binding, Catalog, Kind};
@@ -48,12 +49,21 @@ pub fn root_alias(kind: Kind) -> &'static str {
 
 /// Compiles `rule` for `kind` (lead or account) against the catalog.
 pub fn compile(rule: &Rule, kind: Kind, cat: &Catalog) -> Result<Compiled> {
+    compile_with_stack(rule, kind, cat, vec![])
+}
+
+/// Compiles the rule of saved segment `name` (so that a reference back to it is reported as a cycle).
+pub fn compile_segment(rule: &Rule, kind: Kind, cat: &Catalog, name: &str) -> Result<Compiled> {
+    compile_with_stack(rule, kind, cat, vec![name.to_string()])
+}
+
+fn compile_with_stack(rule: &Rule, kind: Kind, cat: &Catalog, stack: Vec<String>) -> Result<Compiled> {
     if kind == Kind::Event {
         return Err(KenbunError::new(SqlState::InvalidParameterValue, "kind must be \"lead\" or \"account\"")
             .hint("event conditions go inside a lead rule: {\"event\":{…}}"));
     }
     binding(cat, kind)?;
-    let mut cx = Cx { cat, n: 0, out: Compiled::default(), stack: vec![] };
+    let mut cx = Cx { cat, n: 0, out: Compiled::default(), stack };
     let sql = cx.expr(rule, kind, root_alias(kind))?;
     let mut out = cx.out;
     out.sql = sql;
@@ -68,7 +78,7 @@ fn binding(cat: &Catalog, kind: Kind) -> Result<&Binding> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Class {
+pub(crate) enum Class {
     Text,
     Int,
     Num,
@@ -78,7 +88,7 @@ enum Class {
     Other,
 }
 
-fn class_of(type_name: &str) -> Class {
+pub(crate) fn class_of(type_name: &str) -> Class {
     match type_name {
         "text" | "character varying" | "character" | "name" => Class::Text,
         t if t == "citext" || t.ends_with(".citext") => Class::Text,

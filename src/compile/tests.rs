@@ -208,3 +208,79 @@ fn hostile_input_stays_inside_literals_and_identifiers() {
         r#"((l."attributes" ->> 'x''y;--') = '$$'::text)"#
     );
 }
+
+mod maintenance {
+    use super::*;
+    use crate::compile::maintain::*;
+
+    fn plan(id: i64, kind: Kind, rule: &str) -> SegmentPlan {
+        let c = compile(&Rule::parse_text(rule).unwrap(), kind, &cat()).unwrap();
+        SegmentPlan { id, kind, sql: c.sql, reads: c.reads }
+    }
+
+    fn plans() -> Vec<SegmentPlan> {
+        vec![
+            plan(1, Kind::Lead, r#"{"field":"country","op":"eq","value":"US"}"#),
+            plan(2, Kind::Lead, r#"{"field":"score","op":"gt","value":50}"#),
+            plan(3, Kind::Account, r#"{"leads":{"where":{"field":"vip","op":"eq","value":true},"count":{"op":"gte","value":2}}}"#),
+            plan(4, Kind::Lead, r#"{"account":{"field":"industry","op":"eq","value":"SaaS"}}"#),
+            plan(5, Kind::Lead, r#"{"event":{"type":"demo","within":"7 days"}}"#),
+        ]
+    }
+
+    #[test]
+    fn update_trigger_listens_only_to_read_columns() {
+        let cols = update_columns(&cat(), &plans(), Kind::Lead);
+        assert_eq!(cols, vec!["account_id", "country", "id", "score", "vip"]);
+        assert!(!cols.contains(&"last_seen_at".to_string()));
+        assert_eq!(update_columns(&cat(), &plans(), Kind::Account), vec!["id", "industry"]);
+        assert_eq!(update_columns(&cat(), &plans(), Kind::Event), vec!["lead_id", "occurred_at", "type"]);
+    }
+
+    #[test]
+    fn update_body_checks_only_the_columns_each_segment_reads() {
+        let specs = maintenance(&cat(), &plans());
+        let upd = specs.iter().find(|s| s.table == Kind::Lead && s.op == TrigOp::Update).unwrap();
+        // one capture trigger per read column; the statement pass reads what they captured
+        assert!(upd.capture.contains(&("country".to_string(), 1, false)), "{:?}", upd.capture);
+        assert!(upd.capture.contains(&("score".to_string(), 3, false)));
+        assert!(!upd.capture.iter().any(|c| c.0 == "last_seen_at"));
+        assert!(upd.body.contains("FROM kenbun._pending('lead') AS p"), "{}", upd.body);
+        assert!(upd.body.contains("(p.k_new IS DISTINCT FROM p.k_old OR 1 = ANY (p.cols)) AS f_1"));
+        assert!(!upd.body.contains("last_seen_at"));
+        // segment 1 is a candidate only where country changed (flag f_1: account_id=f_0, country=f_1, id=f_2 …)
+        assert!(upd.body.contains("WHERE (ch.f_1)) AS q(x), pg_catalog.unnest('{1}'::bigint[])"), "{}", upd.body);
+        // the account segment is reached through the lead's old and new account
+        assert!(upd.body.contains("(VALUES (ch.a_new), (ch.a_old))"));
+        assert!(upd.body.contains("kenbun.account_members"));
+        // anchors are locked, leads first then accounts
+        let l = upd.body.find(&format!("pg_advisory_xact_lock({LOCK_LEAD}")).unwrap();
+        let a = upd.body.find(&format!("pg_advisory_xact_lock({LOCK_ACCOUNT}")).unwrap();
+        assert!(l < a);
+    }
+
+    #[test]
+    fn tables_no_segment_reads_get_an_empty_body() {
+        let only_country = vec![plan(1, Kind::Lead, r#"{"field":"country","op":"eq","value":"US"}"#)];
+        let specs = maintenance(&cat(), &only_country);
+        let ev = specs.iter().find(|s| s.table == Kind::Event && s.op == TrigOp::Insert).unwrap();
+        assert_eq!(ev.body, "BEGIN\n  RETURN NULL;\nEND");
+        let ins = specs.iter().find(|s| s.table == Kind::Lead && s.op == TrigOp::Insert).unwrap();
+        assert!(ins.body.contains("should_l"));
+    }
+
+    #[test]
+    fn event_changes_reach_lead_and_account_segments() {
+        let specs = maintenance(&cat(), &plans());
+        let ins = specs.iter().find(|s| s.table == Kind::Event && s.op == TrigOp::Insert).unwrap();
+        assert!(ins.body.contains("pg_catalog.unnest('{5}'::bigint[])"), "{}", ins.body);
+        assert!(!ins.body.contains("'{1}'"));
+    }
+
+    #[test]
+    fn dollar_tag_never_occurs_in_the_body() {
+        assert_eq!(dollar_tag("x"), "$kenbun$");
+        assert_eq!(dollar_tag("a $kenbun$ b"), "$kenbun1$");
+        assert_eq!(dollar_tag("$kenbun$ $kenbun1$"), "$kenbun2$");
+    }
+}

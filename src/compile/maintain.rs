@@ -1,0 +1,360 @@
+//! Trigger generation: the statement-level maintenance functions installed on the bound tables.
+//!
+//! For each bound table and each of INSERT, UPDATE and DELETE, kenbun generates one PL/pgSQL
+//! function whose SQL is static (so PostgreSQL caches its plans) and holds the compiled rules of
+//! every active segment that reads that table. One statement = one set-based pass:
+//!
+//! 1. lock the anchors of the members that may change (advisory locks, leads first, then accounts,
+//!    each set in hash order), so that two transactions touching the same lead or account serialize
+//!    and the second one re-evaluates with the first one's data;
+//! 2. in one statement (a fresh snapshot under READ COMMITTED): pair old and new rows by key to see
+//!    which columns really changed, collect for each affected segment the candidate members, evaluate
+//!    the segment's rule for just those, diff against the membership table, apply the diff, log it and
+//!    notify.
+use super::catalog::{Binding, Catalog, Kind};
+use super::sql::{ident, literal};
+use super::{class_of, root_alias, Class};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Advisory lock class ids (first argument of `pg_advisory_xact_lock(int, int)`).
+pub const LOCK_LEAD: i32 = 748_300_001;
+pub const LOCK_ACCOUNT: i32 = 748_300_002;
+
+/// An active segment as the generator needs it.
+#[derive(Debug, Clone)]
+pub struct SegmentPlan {
+    pub id: i64,
+    pub kind: Kind,
+    /// TRUE-for-members expression over `root_alias(kind)`.
+    pub sql: String,
+    pub reads: BTreeSet<(Kind, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrigOp {
+    Insert,
+    Update,
+    Delete,
+}
+
+impl TrigOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            TrigOp::Insert => "insert",
+            TrigOp::Update => "update",
+            TrigOp::Delete => "delete",
+        }
+    }
+}
+
+/// One generated trigger: its function and the columns an UPDATE trigger listens to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TriggerSpec {
+    pub table: Kind,
+    pub op: TrigOp,
+    /// `kenbun._maintain_lead_insert` …
+    pub function: String,
+    /// The PL/pgSQL body (between the dollar quotes).
+    pub body: String,
+    /// For UPDATE: `AFTER UPDATE OF <columns>`.
+    pub update_of: Vec<String>,
+    /// For UPDATE: the row-level capture triggers, one per column: (column, flag index, compare as text).
+    pub capture: Vec<(String, usize, bool)>,
+    /// For UPDATE: the key's and (leads) the account key's SQL types, for the capture triggers.
+    pub key_types: (String, Option<(String, String)>),
+}
+
+pub fn function_name(table: Kind, op: TrigOp) -> String {
+    format!("kenbun._maintain_{}_{}", table.name(), op.name())
+}
+
+fn key(b: &Binding, table: Kind) -> String {
+    match table {
+        Kind::Event => b.lead_key.clone().unwrap_or_default(),
+        _ => b.key.clone().unwrap_or_default(),
+    }
+}
+
+/// Columns of `table` that any active segment reads, plus the keys.
+pub fn update_columns(cat: &Catalog, segs: &[SegmentPlan], table: Kind) -> Vec<String> {
+    let Some(b) = cat.binding(table) else { return vec![] };
+    let mut cols: BTreeSet<String> = segs
+        .iter()
+        .flat_map(|s| s.reads.iter())
+        .filter(|(k, _)| *k == table)
+        .map(|(_, c)| c.clone())
+        .collect();
+    cols.insert(key(b, table));
+    if table == Kind::Lead {
+        if let Some(a) = &b.account_key {
+            cols.insert(a.clone());
+        }
+    }
+    cols.retain(|c| b.column(c).is_some());
+    cols.into_iter().collect()
+}
+
+/// All maintenance triggers for the bound tables.
+pub fn maintenance(cat: &Catalog, segs: &[SegmentPlan]) -> Vec<TriggerSpec> {
+    let mut out = vec![];
+    for table in [Kind::Lead, Kind::Account, Kind::Event] {
+        if cat.binding(table).is_none() {
+            continue;
+        }
+        let b = cat.binding(table).unwrap();
+        let cols = update_columns(cat, segs, table);
+        let tkey = key(b, table);
+        let key_type = b.column(&tkey).map(|c| c.type_name.clone()).unwrap_or_default();
+        let acc = if table == Kind::Lead {
+            b.account_key.as_ref().and_then(|a| b.column(a)).map(|c| (c.name.clone(), c.type_name.clone()))
+        } else {
+            None
+        };
+        for op in [TrigOp::Insert, TrigOp::Update, TrigOp::Delete] {
+            let update = op == TrigOp::Update;
+            out.push(TriggerSpec {
+                table,
+                op,
+                function: function_name(table, op),
+                body: trigger_body(cat, segs, table, op),
+                update_of: if update { cols.clone() } else { vec![] },
+                capture: if update {
+                    cols.iter()
+                        .enumerate()
+                        .map(|(i, c)| {
+                            let ty = b.column(c).map(|x| x.type_name.as_str()).unwrap_or("text");
+                            (c.clone(), i, matches!(class_of(ty), Class::Other))
+                        })
+                        .collect()
+                } else {
+                    vec![]
+                },
+                key_types: (key_type.clone(), acc.clone()),
+            });
+        }
+    }
+    out
+}
+
+/// A dollar-quote tag that does not occur in `body`.
+pub fn dollar_tag(body: &str) -> String {
+    (0..)
+        .map(|i| if i == 0 { "$kenbun$".to_string() } else { format!("$kenbun{i}$") })
+        .find(|t| !body.contains(t.as_str()))
+        .unwrap()
+}
+
+/// Is segment `s` affected by `op` on `table`, and if so through which columns (None = always)?
+fn affected(s: &SegmentPlan, table: Kind, op: TrigOp, cat: &Catalog) -> Option<Option<Vec<String>>> {
+    let cols: Vec<String> = s.reads.iter().filter(|(k, _)| *k == table).map(|(_, c)| c.clone()).collect();
+    let own = s.kind == table;
+    if cols.is_empty() && !own {
+        return None;
+    }
+    if op != TrigOp::Update {
+        return Some(None);
+    }
+    // UPDATE: the capture triggers record which columns changed; a key change counts as a change of everything
+    let mut cols = cols;
+    let b = cat.binding(table)?;
+    cols.retain(|c| b.column(c).is_some());
+    if cols.is_empty() && own {
+        // reads nothing of its own table (e.g. {"all":[]}): only key changes matter
+        return Some(Some(vec![]));
+    }
+    Some(Some(cols))
+}
+
+fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) -> String {
+    let nothing = if op == TrigOp::Update {
+        format!("BEGIN\n  PERFORM kenbun._pending_clear({});\n  RETURN NULL;\nEND", literal(table.name()))
+    } else {
+        "BEGIN\n  RETURN NULL;\nEND".to_string()
+    };
+    let Some(tb) = cat.binding(table) else { return nothing };
+    let leads = cat.binding(Kind::Lead);
+    let tkey = key(tb, table);
+    let relevant: Vec<(&SegmentPlan, Option<Vec<String>>)> =
+        segs.iter().filter_map(|s| affected(s, table, op, cat).map(|c| (s, c))).collect();
+    if relevant.is_empty() {
+        return nothing;
+    }
+    // account keys of leads are needed when the lead table changes and account segments care
+    let lead_acc = if table == Kind::Lead { leads.and_then(|b| b.account_key.clone()) } else { None };
+    // flags: one per column of this table that any relevant segment reads
+    let flag_name: BTreeMap<String, String> =
+        update_columns(cat, segs, table).into_iter().enumerate().map(|(i, c)| (c, format!("f_{i}"))).collect();
+
+    // ch: one row per changed row, with the own key (new/old), the lead's account (new/old), and flags
+    let col = |alias: &str, c: &str| format!("{alias}.{}", ident(c));
+    let ch = match op {
+        TrigOp::Update => {
+            // rows captured by the row-level capture triggers, one per (old key, new key)
+            let kt = tb.column(&tkey).map(|c| c.type_name.clone()).unwrap_or_else(|| "text".into());
+            let mut sel = vec![format!("p.k_new::{kt} AS k_new"), format!("p.k_old::{kt} AS k_old")];
+            if let Some(a) = &lead_acc {
+                let at = tb.column(a).map(|c| c.type_name.clone()).unwrap_or_else(|| "text".into());
+                sel.push(format!("p.a_new::{at} AS a_new"));
+                sel.push(format!("p.a_old::{at} AS a_old"));
+            }
+            for (i, f) in flag_name.values().enumerate() {
+                sel.push(format!("(p.k_new IS DISTINCT FROM p.k_old OR {i} = ANY (p.cols)) AS {f}"));
+            }
+            format!("SELECT {} FROM kenbun._pending({}) AS p", sel.join(", "), literal(table.name()))
+        }
+        _ => {
+            let (alias, tt) = if op == TrigOp::Insert { ("n", "kenbun_new") } else { ("o", "kenbun_old") };
+            let mut sel = vec![format!("{} AS k_new", col(alias, &tkey)), format!("{} AS k_old", col(alias, &tkey))];
+            if let Some(a) = &lead_acc {
+                sel.push(format!("{} AS a_new", col(alias, a)));
+                sel.push(format!("{} AS a_old", col(alias, a)));
+            }
+            format!("SELECT {} FROM {tt} AS {alias}", sel.join(", "))
+        }
+    };
+    let cond = |cols: &Option<Vec<String>>| -> String {
+        match cols {
+            None => "true".into(),
+            Some(cs) if cs.is_empty() => "(ch.k_new IS DISTINCT FROM ch.k_old)".into(),
+            Some(cs) => format!("({})", cs.iter().map(|c| format!("ch.{}", flag_name[c])).collect::<Vec<_>>().join(" OR ")),
+        }
+    };
+    let keys_of = |c: &str, which: &str| {
+        format!("SELECT v.x FROM ch, LATERAL (VALUES (ch.{which}_new), (ch.{which}_old)) AS v(x) WHERE {c}")
+    };
+    let (lead_tbl, lead_key, lead_acc_key) = match leads {
+        Some(b) => (b.qualified(), b.key.clone().unwrap_or_default(), b.account_key.clone()),
+        None => (String::new(), String::new(), None),
+    };
+    // candidate members per target kind, grouped by (kind, condition)
+    let mut groups: BTreeMap<(Kind, String), Vec<i64>> = BTreeMap::new();
+    for (s, cols) in &relevant {
+        groups.entry((s.kind, cond(cols))).or_default().push(s.id);
+    }
+    let mut cand_l = vec![];
+    let mut cand_a = vec![];
+    for ((kind, c), ids) in &groups {
+        let ids_sql = format!("pg_catalog.unnest('{{{}}}'::bigint[])", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
+        let source = match (kind, table) {
+            (Kind::Lead, Kind::Lead | Kind::Event) | (Kind::Account, Kind::Account) => keys_of(c, "k"),
+            (Kind::Lead, Kind::Account) => match &lead_acc_key {
+                Some(ak) => format!(
+                    "SELECT l.{} FROM {lead_tbl} AS l WHERE l.{} IN ({})",
+                    ident(&lead_key),
+                    ident(ak),
+                    keys_of(c, "k")
+                ),
+                None => continue,
+            },
+            (Kind::Account, Kind::Lead) => {
+                if lead_acc.is_none() {
+                    continue;
+                }
+                keys_of(c, "a")
+            }
+            (Kind::Account, Kind::Event) => match &lead_acc_key {
+                Some(ak) => format!(
+                    "SELECT l.{} FROM {lead_tbl} AS l WHERE l.{} IN ({})",
+                    ident(ak),
+                    ident(&lead_key),
+                    keys_of(c, "k")
+                ),
+                None => continue,
+            },
+            (Kind::Event, _) => continue,
+        };
+        let branch = format!("SELECT s.sid, q.x AS mid FROM ({source}) AS q(x), {ids_sql} AS s(sid) WHERE q.x IS NOT NULL");
+        match kind {
+            Kind::Lead => cand_l.push(branch),
+            Kind::Account => cand_a.push(branch),
+            Kind::Event => {}
+        }
+    }
+    if cand_l.is_empty() && cand_a.is_empty() {
+        return nothing;
+    }
+
+    let mut body = String::from("DECLARE\n  kenbun_n bigint;\nBEGIN\n");
+    // 1. anchors: leads first, then accounts; each lock set is computed after the previous locks
+    let lead_anchor_src = match table {
+        Kind::Lead | Kind::Event => Some(keys_of("true", "k")),
+        Kind::Account => None,
+    };
+    let needs_account_locks = !cand_a.is_empty() || relevant.iter().any(|(s, _)| s.reads.iter().any(|(k, _)| *k == Kind::Account));
+    let account_anchor_src = if !needs_account_locks {
+        None
+    } else {
+        match table {
+            Kind::Account => Some(keys_of("true", "k")),
+            Kind::Lead if lead_acc.is_some() => Some(keys_of("true", "a")),
+            Kind::Event => lead_acc_key.as_ref().map(|ak| {
+                format!("SELECT l.{} FROM {lead_tbl} AS l WHERE l.{} IN ({})", ident(ak), ident(&lead_key), keys_of("true", "k"))
+            }),
+            _ => None,
+        }
+    };
+    for (src, class) in [(lead_anchor_src, LOCK_LEAD), (account_anchor_src, LOCK_ACCOUNT)] {
+        if let Some(src) = src {
+            body.push_str(&format!(
+                "  WITH ch AS ({ch})\n  SELECT pg_catalog.count(pg_catalog.pg_advisory_xact_lock({class}, q.h)) INTO kenbun_n\n    FROM (SELECT DISTINCT pg_catalog.hashtext(k.x::text) AS h FROM ({src}) AS k(x) WHERE k.x IS NOT NULL ORDER BY 1) AS q;\n"
+            ));
+        }
+    }
+    // 2. evaluate, diff, apply, log, notify
+    let mut ctes = vec![format!("ch AS ({ch})")];
+    let mut changes = vec![];
+    for (kind, cands) in [(Kind::Lead, &cand_l), (Kind::Account, &cand_a)] {
+        if cands.is_empty() {
+            continue;
+        }
+        let Some(b) = cat.binding(kind) else { continue };
+        let k = kind.name().chars().next().unwrap();
+        let (members, mcol) = members_table(kind);
+        let alias = root_alias(kind);
+        let bkey = ident(b.key.as_deref().unwrap_or_default());
+        ctes.push(format!("cand_{k} AS ({})", cands.join("\n    UNION ALL ")));
+        let should: Vec<String> = relevant
+            .iter()
+            .filter(|(s, _)| s.kind == kind)
+            .map(|(s, _)| {
+                format!(
+                    "SELECT {id}::bigint AS sid, {alias}.{bkey} AS mid FROM {tbl} AS {alias} WHERE {alias}.{bkey} IN (SELECT c.mid FROM cand_{k} AS c WHERE c.sid = {id}) AND {sql}",
+                    id = s.id,
+                    tbl = b.qualified(),
+                    sql = s.sql
+                )
+            })
+            .collect();
+        ctes.push(format!("should_{k} AS ({})", should.join("\n    UNION ALL ")));
+        ctes.push(format!(
+            "have_{k} AS (SELECT m.segment_id AS sid, m.{mcol} AS mid FROM {members} AS m JOIN (SELECT DISTINCT c.sid, c.mid FROM cand_{k} AS c) AS c ON m.segment_id = c.sid AND m.{mcol} = c.mid)"
+        ));
+        ctes.push(format!(
+            "ins_{k} AS (INSERT INTO {members} AS m (segment_id, {mcol}) SELECT e.sid, e.mid FROM (SELECT sid, mid FROM should_{k} EXCEPT SELECT sid, mid FROM have_{k}) AS e ORDER BY 1, 2 ON CONFLICT DO NOTHING RETURNING m.segment_id, m.{mcol}::text AS member_id)"
+        ));
+        ctes.push(format!(
+            "del_{k} AS (DELETE FROM {members} AS m USING (SELECT sid, mid FROM have_{k} EXCEPT SELECT sid, mid FROM should_{k}) AS x WHERE m.segment_id = x.sid AND m.{mcol} = x.mid RETURNING m.segment_id, m.{mcol}::text AS member_id)"
+        ));
+        changes.push(format!("SELECT segment_id, {} AS kind, member_id, 'enter' AS change FROM ins_{k}", literal(kind.name())));
+        changes.push(format!("SELECT segment_id, {} AS kind, member_id, 'exit' AS change FROM del_{k}", literal(kind.name())));
+    }
+    ctes.push(format!("chg AS ({})", changes.join(" UNION ALL ")));
+    ctes.push("logged AS (INSERT INTO kenbun.membership_changes (segment_id, kind, member_id, change, reason) SELECT segment_id, kind, member_id, change, 'data_change' FROM chg ORDER BY segment_id, change DESC, member_id RETURNING segment_id, kind, member_id, change)".into());
+    body.push_str(&format!(
+        "  WITH {}\n  SELECT pg_catalog.count(kenbun._notify(g.segment_id, NULL, g.kind, g.change, 'data_change', g.ids)) INTO kenbun_n\n    FROM (SELECT segment_id, kind, change, pg_catalog.array_agg(member_id ORDER BY member_id) AS ids FROM logged GROUP BY 1, 2, 3) AS g;\n",
+        ctes.join(",\n  ")
+    ));
+    if op == TrigOp::Update {
+        body.push_str(&format!("  PERFORM kenbun._pending_clear({});\n", literal(table.name())));
+    }
+    body.push_str("  RETURN NULL;\nEND");
+    body
+}
+
+/// The membership table and member column of a kind.
+pub fn members_table(kind: Kind) -> (&'static str, &'static str) {
+    match kind {
+        Kind::Account => ("kenbun.account_members", "account_id"),
+        _ => ("kenbun.lead_members", "lead_id"),
+    }
+}

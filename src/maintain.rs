@@ -1,0 +1,272 @@
+//! The pgrx side of saved segments: compiling a segment for the catalog trigger and installing the
+//! generated maintenance triggers on the bound tables.
+use crate::api::{compile_rule, load_catalog, raise, segment_rule};
+use crate::compile::maintain::{dollar_tag, maintenance, SegmentPlan, TrigOp};
+use crate::compile::sql::{ident, literal};
+use crate::compile::{self, Kind};
+use crate::error::{KenbunError, SqlState};
+use crate::rule::Rule;
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use serde_json::json;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+/// Rows captured by the row-level UPDATE triggers of the current statement, per bound table.
+struct Captured {
+    table: String,
+    col: i32,
+    k_old: Option<String>,
+    k_new: Option<String>,
+    a_old: Option<String>,
+    a_new: Option<String>,
+}
+
+struct Pending {
+    xid: u32,
+    rows: Vec<Captured>,
+}
+
+thread_local! {
+    static PENDING: RefCell<Pending> = const { RefCell::new(Pending { xid: 0, rows: Vec::new() }) };
+}
+
+fn top_xid() -> u32 {
+    // SAFETY: called inside a transaction that has written (an UPDATE fired us), so it has an xid
+    unsafe { u32::from(pgrx::pg_sys::GetTopTransactionId()) }
+}
+
+fn key_text(t: &PgHeapTuple<'_, impl WhoAllocated>, col: &str, ty: &str) -> Option<String> {
+    let r = match ty {
+        "bigint" => t.get_by_name::<i64>(col).map(|v| v.map(|x| x.to_string())),
+        "integer" => t.get_by_name::<i32>(col).map(|v| v.map(|x| x.to_string())),
+        "uuid" => t.get_by_name::<pgrx::Uuid>(col).map(|v| v.map(|x| x.to_string())),
+        _ => t.get_by_name::<String>(col),
+    };
+    r.unwrap_or_else(|e| raise(KenbunError::new(SqlState::DatatypeMismatch, format!("kenbun capture of column \"{col}\": {e}"))))
+}
+
+/// Row-level AFTER UPDATE OF <column> trigger: records the old and new key (and account key) of a
+/// row whose column changed. Arguments: table kind, column index, key column, key type[, account
+/// column, account type].
+#[pg_trigger]
+fn _capture_update<'a>(trigger: &'a PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, pgrx::PgTriggerError> {
+    let args = trigger.extra_args()?;
+    let (Some(old), Some(new)) = (trigger.old(), trigger.new()) else { return Ok(None) };
+    let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
+    let (k_old, k_new) = (key_text(&old, arg(2), arg(3)), key_text(&new, arg(2), arg(3)));
+    let (a_old, a_new) = if arg(4).is_empty() {
+        (None, None)
+    } else {
+        (key_text(&old, arg(4), arg(5)), key_text(&new, arg(4), arg(5)))
+    };
+    let xid = top_xid();
+    PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.xid != xid {
+            p.xid = xid;
+            p.rows.clear();
+        }
+        p.rows.push(Captured { table: arg(0).to_string(), col: arg(1).parse().unwrap_or(0), k_old, k_new, a_old, a_new });
+    });
+    Ok(None)
+}
+
+/// What the capture triggers recorded for a table, one row per (new key, old key), with the indexes
+/// of the columns that changed.
+#[pg_extern(volatile)]
+fn _pending(
+    kind: &str,
+) -> TableIterator<
+    'static,
+    (
+        name!(k_new, Option<String>),
+        name!(k_old, Option<String>),
+        name!(a_new, Option<String>),
+        name!(a_old, Option<String>),
+        name!(cols, Vec<i32>),
+    ),
+> {
+    let xid = top_xid();
+    let mut grouped: BTreeMap<(Option<String>, Option<String>, Option<String>, Option<String>), Vec<i32>> = BTreeMap::new();
+    PENDING.with(|p| {
+        let p = p.borrow();
+        if p.xid == xid {
+            for r in p.rows.iter().filter(|r| r.table == kind) {
+                let cols = grouped.entry((r.k_new.clone(), r.k_old.clone(), r.a_new.clone(), r.a_old.clone())).or_default();
+                if !cols.contains(&r.col) {
+                    cols.push(r.col);
+                }
+            }
+        }
+    });
+    TableIterator::new(grouped.into_iter().map(|((kn, ko, an, ao), c)| (kn, ko, an, ao, c)))
+}
+
+#[pg_extern(volatile)]
+fn _pending_clear(kind: &str) {
+    PENDING.with(|p| p.borrow_mut().rows.retain(|r| r.table != kind));
+}
+
+extension_sql_file!("../sql/segments.sql", name = "segments", requires = ["segment_rule_casts"]);
+
+fn kind_of(s: &str) -> Kind {
+    Kind::from_name(s).unwrap_or_else(|| raise(KenbunError::new(SqlState::InvalidParameterValue, format!("invalid kind \"{s}\""))))
+}
+
+/// Compiles a saved segment's rule against the catalog, with the segment itself replaced by this
+/// definition. Returns {sql, time_dependent, reads, refs}.
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn _segment_compile(rule: segment_rule, kind: &str, name: &str, id: Option<i64>) -> JsonB {
+    let kind = kind_of(kind);
+    let parsed = Rule::parse_text(rule.text()).unwrap_or_else(|e| raise(e));
+    let mut cat = load_catalog();
+    cat.segments.retain(|s| Some(s.id) != id && s.name != name);
+    cat.segments.push(compile::catalog::SegmentDef {
+        id: id.unwrap_or(0),
+        name: name.to_string(),
+        kind: kind.name().to_string(),
+        rule: serde_json::from_str(rule.text()).unwrap_or_default(),
+    });
+    let c = compile_rule(&parsed, kind, &cat, Some(name));
+    let mut refs = parsed.segment_refs();
+    refs.dedup();
+    JsonB(json!({
+        "sql": c.sql,
+        "time_dependent": c.time_dependent,
+        "reads": c.reads.iter().map(|(k, col)| json!([k.name(), col])).collect::<Vec<_>>(),
+        "refs": refs,
+    }))
+}
+
+/// Names of the capture triggers currently on a table.
+fn capture_triggers(table: &str) -> Vec<String> {
+    Spi::connect(|c| {
+        let rows = c.select(
+            "SELECT t.tgname::text FROM pg_catalog.pg_trigger t WHERE t.tgrelid = $1::regclass AND t.tgname LIKE 'kenbun\\_capture\\_%'",
+            None,
+            &[table.into()],
+        )?;
+        let mut out = vec![];
+        for r in rows {
+            if let Some(n) = r.get::<String>(1)? {
+                out.push(n);
+            }
+        }
+        Ok::<_, pgrx::spi::SpiError>(out)
+    })
+    .unwrap_or_default()
+}
+
+/// Regenerates the maintenance functions and triggers of every bound table from the active segments.
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn _rebuild_maintenance() {
+    let cat = load_catalog();
+    let segs: Vec<SegmentPlan> = Spi::connect(|c| {
+        let mut out = vec![];
+        let rows = c.select(
+            "SELECT id, kind, compiled_sql, reads FROM kenbun.segments WHERE active AND compiled_sql IS NOT NULL ORDER BY id",
+            None,
+            &[],
+        )?;
+        for r in rows {
+            let reads: JsonB = r.get(4)?.unwrap_or(JsonB(json!([])));
+            let reads = reads
+                .0
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|p| Some((Kind::from_name(p.get(0)?.as_str()?)?, p.get(1)?.as_str()?.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(SegmentPlan {
+                id: r.get::<i64>(1)?.unwrap_or_default(),
+                kind: kind_of(&r.get::<String>(2)?.unwrap_or_default()),
+                sql: r.get::<String>(3)?.unwrap_or_default(),
+                reads,
+            });
+        }
+        Ok::<_, pgrx::spi::SpiError>(out)
+    })
+    .unwrap_or_else(|e| raise(KenbunError::new(SqlState::ObjectNotInPrerequisiteState, format!("reading segments: {e}"))));
+    let mut ddl = vec![];
+    for spec in maintenance(&cat, &segs) {
+        let tag = dollar_tag(&spec.body);
+        ddl.push(format!(
+            "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS {tag}\n{}\n{tag}",
+            spec.function, spec.body
+        ));
+        let table = cat.binding(spec.table).map(|b| b.qualified()).unwrap_or_default();
+        let trig = ident(&format!("kenbun_maintain_{}", spec.op.name()));
+        ddl.push(format!("DROP TRIGGER IF EXISTS {trig} ON {table}"));
+        match spec.op {
+            TrigOp::Insert | TrigOp::Delete => {
+                let (event, referencing) = if spec.op == TrigOp::Insert {
+                    ("INSERT", "NEW TABLE AS kenbun_new")
+                } else {
+                    ("DELETE", "OLD TABLE AS kenbun_old")
+                };
+                ddl.push(format!(
+                    "CREATE TRIGGER {trig} AFTER {event} ON {table} REFERENCING {referencing} FOR EACH STATEMENT EXECUTE FUNCTION {}()",
+                    spec.function
+                ));
+            }
+            TrigOp::Update => {
+                // PostgreSQL allows no transition tables on triggers with column lists, so UPDATE is
+                // captured per changed column by row triggers and processed once per statement
+                for existing in capture_triggers(&table) {
+                    ddl.push(format!("DROP TRIGGER IF EXISTS {} ON {table}", ident(&existing)));
+                }
+                if spec.update_of.is_empty() {
+                    continue;
+                }
+                let cols = spec.update_of.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ");
+                ddl.push(format!(
+                    "CREATE TRIGGER {trig} AFTER UPDATE OF {cols} ON {table} FOR EACH STATEMENT EXECUTE FUNCTION {}()",
+                    spec.function
+                ));
+                let (kt, acc) = &spec.key_types;
+                let tkey = match spec.table {
+                    Kind::Event => cat.binding(spec.table).and_then(|b| b.lead_key.clone()),
+                    _ => cat.binding(spec.table).and_then(|b| b.key.clone()),
+                }
+                .unwrap_or_default();
+                for (col, idx, as_text) in &spec.capture {
+                    let c = ident(col);
+                    let when = if *as_text {
+                        format!("OLD.{c}::text IS DISTINCT FROM NEW.{c}::text")
+                    } else {
+                        format!("OLD.{c} IS DISTINCT FROM NEW.{c}")
+                    };
+                    let mut args = vec![literal(spec.table.name()), literal(&idx.to_string()), literal(&tkey), literal(kt)];
+                    if let Some((ac, at)) = acc {
+                        args.push(literal(ac));
+                        args.push(literal(at));
+                    }
+                    ddl.push(format!(
+                        "CREATE TRIGGER {} AFTER UPDATE OF {c} ON {table} FOR EACH ROW WHEN ({when}) EXECUTE FUNCTION kenbun._capture_update({})",
+                        ident(&format!("kenbun_capture_{idx}")),
+                        args.join(", ")
+                    ));
+                }
+            }
+        }
+        if spec.op == TrigOp::Delete {
+            ddl.push(format!("DROP TRIGGER IF EXISTS kenbun_maintain_truncate ON {table}"));
+            ddl.push(format!(
+                "CREATE TRIGGER kenbun_maintain_truncate AFTER TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION kenbun._maintain_truncate({})",
+                literal(spec.table.name())
+            ));
+        }
+    }
+    Spi::connect_mut(|c| {
+        for stmt in &ddl {
+            c.update(stmt.as_str(), None, &[])?;
+        }
+        Ok::<_, pgrx::spi::SpiError>(())
+    })
+    .unwrap_or_else(|e| raise(KenbunError::new(SqlState::ObjectNotInPrerequisiteState, format!("installing maintenance triggers: {e}"))));
+}
