@@ -140,11 +140,11 @@ fn _segment_compile(rule: segment_rule, kind: &str, name: &str, id: Option<i64>)
     }))
 }
 
-/// Names of the capture triggers currently on a table.
-fn capture_triggers(table: &str) -> Vec<String> {
+/// Names of kenbun's triggers currently on a table.
+fn kenbun_triggers(table: &str) -> Vec<String> {
     Spi::connect(|c| {
         let rows = c.select(
-            "SELECT t.tgname::text FROM pg_catalog.pg_trigger t WHERE t.tgrelid = $1::regclass AND t.tgname LIKE 'kenbun\\_capture\\_%'",
+            "SELECT t.tgname::text FROM pg_catalog.pg_trigger t WHERE t.tgrelid = $1::regclass AND (t.tgname LIKE 'kenbun\\_capture\\_%' OR t.tgname LIKE 'kenbun\\_maintain\\_%')",
             None,
             &[table.into()],
         )?;
@@ -193,6 +193,12 @@ fn _rebuild_maintenance() {
     })
     .unwrap_or_else(|e| raise(KenbunError::new(SqlState::ObjectNotInPrerequisiteState, format!("reading segments: {e}"))));
     let mut ddl = vec![];
+    // drop what is there, then create what the segments need
+    for b in &cat.bindings {
+        for t in kenbun_triggers(&b.qualified()) {
+            ddl.push(format!("DROP TRIGGER {} ON {}", ident(&t), b.qualified()));
+        }
+    }
     for spec in maintenance(&cat, &segs) {
         let tag = dollar_tag(&spec.body);
         ddl.push(format!(
@@ -201,7 +207,6 @@ fn _rebuild_maintenance() {
         ));
         let table = cat.binding(spec.table).map(|b| b.qualified()).unwrap_or_default();
         let trig = ident(&format!("kenbun_maintain_{}", spec.op.name()));
-        ddl.push(format!("DROP TRIGGER IF EXISTS {trig} ON {table}"));
         match spec.op {
             TrigOp::Insert | TrigOp::Delete => {
                 let (event, referencing) = if spec.op == TrigOp::Insert {
@@ -217,9 +222,6 @@ fn _rebuild_maintenance() {
             TrigOp::Update => {
                 // PostgreSQL allows no transition tables on triggers with column lists, so UPDATE is
                 // captured per changed column by row triggers and processed once per statement
-                for existing in capture_triggers(&table) {
-                    ddl.push(format!("DROP TRIGGER IF EXISTS {} ON {table}", ident(&existing)));
-                }
                 if spec.update_of.is_empty() {
                     continue;
                 }
@@ -255,7 +257,6 @@ fn _rebuild_maintenance() {
             }
         }
         if spec.op == TrigOp::Delete {
-            ddl.push(format!("DROP TRIGGER IF EXISTS kenbun_maintain_truncate ON {table}"));
             ddl.push(format!(
                 "CREATE TRIGGER kenbun_maintain_truncate AFTER TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION kenbun._maintain_truncate({})",
                 literal(spec.table.name())

@@ -14,13 +14,19 @@ SELECT try($$SELECT * FROM kenbun.segment_preview('{"all":[]}')$$);
 SELECT try($$SELECT kenbun.segment_count('{"all":[]}', 'account')$$);
 SELECT try($$SELECT kenbun.bind_leads('leads')$$);
 RESET ROLE;
--- the extension's own functions pin search_path and none is SECURITY DEFINER
+-- the extension's own functions pin search_path; only the trigger functions kenbun installs on the
+-- bound tables are SECURITY DEFINER (so that membership is maintained whatever role writes the data)
 SELECT p.proname, p.prosecdef, p.proconfig
   FROM pg_proc p
  WHERE p.pronamespace = 'kenbun'::regnamespace
    AND p.proname IN ('compile', 'segment_preview', 'segment_count', 'bind_leads', 'map_field', 'define_levels')
  ORDER BY 1;
-SELECT count(*) AS security_definer_functions FROM pg_proc WHERE pronamespace = 'kenbun'::regnamespace AND prosecdef;
+SELECT proname, proconfig FROM pg_proc WHERE pronamespace = 'kenbun'::regnamespace AND prosecdef ORDER BY 1;
+-- functions without a pinned search_path run no SQL (type I/O, casts, the capture trigger)
+SELECT proname FROM pg_proc
+ WHERE pronamespace = 'kenbun'::regnamespace
+   AND NOT COALESCE(proconfig @> '{"search_path=pg_catalog, pg_temp"}', false)
+ ORDER BY 1;
 DROP POLICY only_us ON leads;
 ALTER TABLE leads DISABLE ROW LEVEL SECURITY;
 REVOKE ALL ON leads, accounts, events FROM kenbun_test_analyst;
