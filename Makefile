@@ -1,5 +1,5 @@
 # kenbun: the two commands of the README are `make demo` and `make test`.
-.PHONY: setup install demo test test-unit test-pg test-regress cluster-start cluster-stop psql clean-state
+.PHONY: setup install demo test test-unit test-pg test-regress test-live cluster-start cluster-stop psql
 
 setup:
 	@bash scripts/setup.sh
@@ -22,6 +22,9 @@ test-pg: setup
 
 test-regress: setup
 	@bash scripts/test.sh regress
+
+test-live: setup
+	@bash scripts/test.sh live
 
 cluster-start:
 	@bash scripts/cluster.sh start

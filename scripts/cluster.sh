@@ -20,10 +20,21 @@ max_connections = 100
 log_min_messages = warning
 CONF
   fi
+  # pg_cron (the documented scheduler for kenbun.refresh_due) runs in database kenbun_cron
+  if ! grep -q "^cron.use_background_workers = on" "$PGDATA_DIR/postgresql.conf"; then
+    # background workers: the cluster listens on no TCP port for pg_cron to connect to
+    printf "%s\n" "shared_preload_libraries = 'pg_cron'" "cron.database_name = 'kenbun_cron'" \
+      "cron.use_background_workers = on" \
+      | "${AS_PG[@]}" tee -a "$PGDATA_DIR/postgresql.conf" >/dev/null
+    "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1 \
+      && "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m fast stop >/dev/null
+  fi
   if ! "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1; then
     # without RUST_BACKTRACE: errors raised through pgrx would carry a Rust backtrace as DETAIL
     "${AS_PG[@]}" env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$LOGFILE" -w start >/dev/null
   fi
+  psql_private -q -d postgres -tc "SELECT 1 FROM pg_database WHERE datname = 'kenbun_cron'" | grep -q 1 \
+    || psql_private -q -d postgres -c "CREATE DATABASE kenbun_cron"
   echo "cluster: running (socket $SOCKDIR, port $PGPORT_PRIVATE, data $PGDATA_DIR)"
   ;;
 stop)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test layer: (1) pure-Rust unit tests, (2) #[pg_test] inside PostgreSQL, (3) pg_regress SQL
-# tests against the installed extension in the private cluster.
+# tests against the installed extension in the private cluster, (4) live tests with several
+# connections against the same cluster (NOTIFY, concurrency, key types, pg_cron).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
@@ -37,4 +38,12 @@ if [[ $layer == all || $layer == regress ]]; then
     cat "$OUT/regression.diffs" 2>/dev/null | head -200
     exit 1
   fi
+fi
+
+if [[ $layer == all || $layer == live ]]; then
+  echo "== 4. live tests (several connections, private cluster)"
+  if [[ $layer == live ]]; then bash scripts/install.sh; fi
+  bash scripts/cluster.sh start >/dev/null
+  KENBUN_TEST_DSN="host=$SOCKDIR port=$PGPORT_PRIVATE user=postgres" \
+    cargo test -q --test live -- --test-threads=1 --nocapture
 fi
