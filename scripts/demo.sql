@@ -105,3 +105,27 @@ SELECT member_id, member->>'name' AS name, member->>'industry' AS industry, memb
 \echo
 \echo '== What segment 2 compiles to'
 SELECT kenbun.compile(:'r2');
+
+\echo
+\echo '== Saved segments: membership kept true by the database, in the same transaction'
+INSERT INTO kenbun.segments (name, kind, description, rule) VALUES
+  ('Hot US paid', 'lead', 'Segment 1 as a saved segment', :'r1'),
+  ('Pricing intent', 'lead', 'Segment 2 as a saved segment', :'r2'),
+  ('ABM targets', 'account', 'Segment 4 as a saved segment', :'r4');
+SELECT s.name, s.kind, s.time_dependent, s.refresh_every,
+       (SELECT count(*) FROM kenbun.lead_members m WHERE m.segment_id = s.id)
+     + (SELECT count(*) FROM kenbun.account_members m WHERE m.segment_id = s.id) AS members
+  FROM kenbun.segments s ORDER BY s.id;
+
+\echo
+\echo '== Live: lead 2 becomes a hot US lead on the pro plan, then cools down (LISTEN shows the NOTIFY payloads)'
+LISTEN kenbun_membership;
+UPDATE app.leads SET country = 'US', score = 90, attributes = attributes || '{"plan":"pro"}' WHERE id = 2;
+SELECT s.name, l.lead_id, l.entered_at IS NOT NULL AS member
+  FROM kenbun.lead_members l JOIN kenbun.segments s ON s.id = l.segment_id WHERE l.lead_id = 2 ORDER BY 1;
+UPDATE app.leads SET score = 10 WHERE id = 2;
+SELECT c.id, s.name AS segment, c.member_id, c.change, c.reason
+  FROM kenbun.membership_changes c JOIN kenbun.segments s ON s.id = c.segment_id
+ WHERE c.member_id = '2' AND c.reason = 'data_change' ORDER BY c.id;
+UNLISTEN kenbun_membership;
+SELECT count(*) AS drifting_members FROM kenbun.segments s, kenbun.segment_drift(s.name);

@@ -1,6 +1,6 @@
 //! The SQL interface: thin wrappers that load the catalog, call the pure compiler and run SQL.
-use crate::compile::{self, root_alias, Catalog, Compiled, Kind};
 use crate::compile::sql::ident;
+use crate::compile::{self, root_alias, Catalog, Compiled, Kind};
 use crate::error::{KenbunError, SqlState};
 use crate::rule::Rule;
 use pgrx::prelude::*;
@@ -34,8 +34,12 @@ pub fn raise(e: KenbunError) -> ! {
 }
 
 fn internal(msg: impl std::fmt::Display) -> ! {
-    pgrx::pg_sys::panic::ErrorReport::new(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("kenbun: {msg}"), "kenbun")
-        .report(PgLogLevel::ERROR);
+    pgrx::pg_sys::panic::ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        format!("kenbun: {msg}"),
+        "kenbun",
+    )
+    .report(PgLogLevel::ERROR);
     unreachable!("ERROR does not return")
 }
 
@@ -74,7 +78,10 @@ impl segment_rule {
 impl InOutFuncs for segment_rule {
     fn input(input: &CStr) -> Self {
         let s = input.to_str().unwrap_or_else(|_| {
-            raise(KenbunError::new(SqlState::InvalidTextRepresentation, "rule text is not valid UTF-8"))
+            raise(KenbunError::new(
+                SqlState::InvalidTextRepresentation,
+                "rule text is not valid UTF-8",
+            ))
         });
         segment_rule::from_text(s)
     }
@@ -117,7 +124,9 @@ pub fn parse_kind(kind: &str) -> Kind {
 /// Reads bindings, mapped fields, levels and segments in one query.
 pub fn load_catalog() -> Catalog {
     let doc = Spi::connect(|c| {
-        c.select("SELECT kenbun._catalog()", Some(1), &[])?.first().get_one::<JsonB>()
+        c.select("SELECT kenbun._catalog()", Some(1), &[])?
+            .first()
+            .get_one::<JsonB>()
     })
     .or_raise()
     .unwrap_or_else(|| internal("kenbun._catalog() returned NULL"));
@@ -133,7 +142,9 @@ pub fn compile_rule(rule: &Rule, kind: Kind, cat: &Catalog, segment: Option<&str
     .or_raise();
     for (pattern, path) in &compiled.regexes {
         let problem = Spi::connect(|c| {
-            c.select("SELECT kenbun._regex_error($1)", Some(1), &[pattern.as_str().into()])?.first().get_one::<String>()
+            c.select("SELECT kenbun._regex_error($1)", Some(1), &[pattern.as_str().into()])?
+                .first()
+                .get_one::<String>()
         })
         .or_raise();
         if let Some(msg) = problem {
@@ -157,7 +168,10 @@ fn compile(rule: segment_rule, kind: default!(&str, "'lead'")) -> String {
 
 fn check_limit(lim: i32) -> i64 {
     if lim < 0 {
-        raise(KenbunError::new(SqlState::InvalidParameterValue, format!("lim must not be negative (got {lim})")));
+        raise(KenbunError::new(
+            SqlState::InvalidParameterValue,
+            format!("lim must not be negative (got {lim})"),
+        ));
     }
     lim as i64
 }
@@ -205,7 +219,12 @@ fn segment_count(rule: segment_rule, kind: default!(&str, "'lead'")) -> i64 {
     let cat = load_catalog();
     let c = compile_rule(&rule.rule(), kind, &cat, None);
     let (fw, _) = from_where(kind, &cat, &c);
-    Spi::connect(|client| client.select(&format!("SELECT pg_catalog.count(*) {fw}"), Some(1), &[])?.first().get_one::<i64>())
-        .or_raise()
-        .unwrap_or(0)
+    Spi::connect(|client| {
+        client
+            .select(&format!("SELECT pg_catalog.count(*) {fw}"), Some(1), &[])?
+            .first()
+            .get_one::<i64>()
+    })
+    .or_raise()
+    .unwrap_or(0)
 }

@@ -62,7 +62,11 @@ impl fmt::Display for KenbunError {
 
 impl KenbunError {
     pub fn new(code: SqlState, message: impl Into<String>) -> Self {
-        KenbunError { code, message: message.into(), hint: None }
+        KenbunError {
+            code,
+            message: message.into(),
+            hint: None,
+        }
     }
     /// An error about the rule document at JSON path `path` (`$.all[2].op`).
     pub fn at(code: SqlState, path: &str, message: impl fmt::Display) -> Self {

@@ -43,16 +43,25 @@ fn key_text(t: &PgHeapTuple<'_, impl WhoAllocated>, col: &str, ty: &str) -> Opti
         "uuid" => t.get_by_name::<pgrx::Uuid>(col).map(|v| v.map(|x| x.to_string())),
         _ => t.get_by_name::<String>(col),
     };
-    r.unwrap_or_else(|e| raise(KenbunError::new(SqlState::DatatypeMismatch, format!("kenbun capture of column \"{col}\": {e}"))))
+    r.unwrap_or_else(|e| {
+        raise(KenbunError::new(
+            SqlState::DatatypeMismatch,
+            format!("kenbun capture of column \"{col}\": {e}"),
+        ))
+    })
 }
 
 /// Row-level AFTER UPDATE OF <column> trigger: records the old and new key (and account key) of a
 /// row whose column changed. Arguments: table kind, column index, key column, key type[, account
 /// column, account type].
 #[pg_trigger]
-fn _capture_update<'a>(trigger: &'a PgTrigger<'a>) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, pgrx::PgTriggerError> {
+fn _capture_update<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, pgrx::PgTriggerError> {
     let args = trigger.extra_args()?;
-    let (Some(old), Some(new)) = (trigger.old(), trigger.new()) else { return Ok(None) };
+    let (Some(old), Some(new)) = (trigger.old(), trigger.new()) else {
+        return Ok(None);
+    };
     let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
     let (k_old, k_new) = (key_text(&old, arg(2), arg(3)), key_text(&new, arg(2), arg(3)));
     let (a_old, a_new) = if arg(4).is_empty() {
@@ -67,7 +76,14 @@ fn _capture_update<'a>(trigger: &'a PgTrigger<'a>) -> Result<Option<PgHeapTuple<
             p.xid = xid;
             p.rows.clear();
         }
-        p.rows.push(Captured { table: arg(0).to_string(), col: arg(1).parse().unwrap_or(0), k_old, k_new, a_old, a_new });
+        p.rows.push(Captured {
+            table: arg(0).to_string(),
+            col: arg(1).parse().unwrap_or(0),
+            k_old,
+            k_new,
+            a_old,
+            a_new,
+        });
     });
     Ok(None)
 }
@@ -88,12 +104,15 @@ fn _pending(
     ),
 > {
     let xid = top_xid();
-    let mut grouped: BTreeMap<(Option<String>, Option<String>, Option<String>, Option<String>), Vec<i32>> = BTreeMap::new();
+    let mut grouped: BTreeMap<(Option<String>, Option<String>, Option<String>, Option<String>), Vec<i32>> =
+        BTreeMap::new();
     PENDING.with(|p| {
         let p = p.borrow();
         if p.xid == xid {
             for r in p.rows.iter().filter(|r| r.table == kind) {
-                let cols = grouped.entry((r.k_new.clone(), r.k_old.clone(), r.a_new.clone(), r.a_old.clone())).or_default();
+                let cols = grouped
+                    .entry((r.k_new.clone(), r.k_old.clone(), r.a_new.clone(), r.a_old.clone()))
+                    .or_default();
                 if !cols.contains(&r.col) {
                     cols.push(r.col);
                 }
@@ -108,10 +127,19 @@ fn _pending_clear(kind: &str) {
     PENDING.with(|p| p.borrow_mut().rows.retain(|r| r.table != kind));
 }
 
-extension_sql_file!("../sql/segments.sql", name = "segments", requires = ["segment_rule_casts"]);
+extension_sql_file!(
+    "../sql/segments.sql",
+    name = "segments",
+    requires = ["segment_rule_casts"]
+);
 
 fn kind_of(s: &str) -> Kind {
-    Kind::from_name(s).unwrap_or_else(|| raise(KenbunError::new(SqlState::InvalidParameterValue, format!("invalid kind \"{s}\""))))
+    Kind::from_name(s).unwrap_or_else(|| {
+        raise(KenbunError::new(
+            SqlState::InvalidParameterValue,
+            format!("invalid kind \"{s}\""),
+        ))
+    })
 }
 
 /// Compiles a saved segment's rule against the catalog, with the segment itself replaced by this
@@ -243,7 +271,12 @@ fn _rebuild_maintenance() {
                     } else {
                         format!("OLD.{c} IS DISTINCT FROM NEW.{c}")
                     };
-                    let mut args = vec![literal(spec.table.name()), literal(&idx.to_string()), literal(&tkey), literal(kt)];
+                    let mut args = vec![
+                        literal(spec.table.name()),
+                        literal(&idx.to_string()),
+                        literal(&tkey),
+                        literal(kt),
+                    ];
                     if let Some((ac, at)) = acc {
                         args.push(literal(ac));
                         args.push(literal(at));
@@ -269,5 +302,10 @@ fn _rebuild_maintenance() {
         }
         Ok::<_, pgrx::spi::SpiError>(())
     })
-    .unwrap_or_else(|e| raise(KenbunError::new(SqlState::ObjectNotInPrerequisiteState, format!("installing maintenance triggers: {e}"))));
+    .unwrap_or_else(|e| {
+        raise(KenbunError::new(
+            SqlState::ObjectNotInPrerequisiteState,
+            format!("installing maintenance triggers: {e}"),
+        ))
+    });
 }

@@ -73,11 +73,19 @@ mod tests {
             return match r.below(3) {
                 0 => (
                     format!(r#"{{"all":[{}]}}"#, rules.join(",")),
-                    if n == 0 { "true".into() } else { format!("({})", sqls.join(" AND ")) },
+                    if n == 0 {
+                        "true".into()
+                    } else {
+                        format!("({})", sqls.join(" AND "))
+                    },
                 ),
                 1 => (
                     format!(r#"{{"any":[{}]}}"#, rules.join(",")),
-                    if n == 0 { "false".into() } else { format!("({})", sqls.join(" OR ")) },
+                    if n == 0 {
+                        "false".into()
+                    } else {
+                        format!("({})", sqls.join(" OR "))
+                    },
                 ),
                 _ => {
                     let (rule, sql) = gen(r, depth - 1, kind, t);
@@ -89,11 +97,17 @@ mod tests {
             return match r.below(4) {
                 0 => {
                     let v = *r.pick(&["SaaS", "Retail", "Health"]);
-                    (format!(r#"{{"field":"industry","op":"eq","value":"{v}"}}"#), format!("COALESCE({t}.industry = '{v}', false)"))
+                    (
+                        format!(r#"{{"field":"industry","op":"eq","value":"{v}"}}"#),
+                        format!("COALESCE({t}.industry = '{v}', false)"),
+                    )
                 }
                 1 => {
                     let n = r.below(900);
-                    (format!(r#"{{"field":"employees","op":"lt","value":{n}}}"#), format!("COALESCE({t}.employees < {n}, false)"))
+                    (
+                        format!(r#"{{"field":"employees","op":"lt","value":{n}}}"#),
+                        format!("COALESCE({t}.employees < {n}, false)"),
+                    )
                 }
                 _ => {
                     let (lr, ls) = gen(r, 1, "lead", "x");
@@ -111,66 +125,120 @@ mod tests {
             0 => {
                 let v = *r.pick(&["US", "CA", "us", "DE", "Fr"]);
                 let (op, s) = *r.pick(&[("eq", "="), ("neq", "<>"), ("gt", ">"), ("lte", "<=")]);
-                let sql = if op == "neq" { format!("NOT {}", c(format!("{t}.country = '{v}'"))) } else { c(format!("{t}.country {s} '{v}'")) };
+                let sql = if op == "neq" {
+                    format!("NOT {}", c(format!("{t}.country = '{v}'")))
+                } else {
+                    c(format!("{t}.country {s} '{v}'"))
+                };
                 (format!(r#"{{"field":"country","op":"{op}","value":"{v}"}}"#), sql)
             }
             1 => {
                 let v = *r.pick(&["u", "S", "f", "xx"]);
                 match r.below(4) {
-                    0 => (format!(r#"{{"field":"country","op":"contains","value":"{v}"}}"#), c(format!("position(lower('{v}') in lower({t}.country)) > 0"))),
-                    1 => (format!(r#"{{"field":"country","op":"not_contains","value":"{v}"}}"#), format!("NOT {}", c(format!("position(lower('{v}') in lower({t}.country)) > 0")))),
-                    2 => (format!(r#"{{"field":"country","op":"starts_with","value":"{v}"}}"#), c(format!("lower(left({t}.country, {})) = lower('{v}')", v.len()))),
-                    _ => (format!(r#"{{"field":"country","op":"ends_with","value":"{v}"}}"#), c(format!("lower(right({t}.country, {})) = lower('{v}')", v.len()))),
+                    0 => (
+                        format!(r#"{{"field":"country","op":"contains","value":"{v}"}}"#),
+                        c(format!("position(lower('{v}') in lower({t}.country)) > 0")),
+                    ),
+                    1 => (
+                        format!(r#"{{"field":"country","op":"not_contains","value":"{v}"}}"#),
+                        format!("NOT {}", c(format!("position(lower('{v}') in lower({t}.country)) > 0"))),
+                    ),
+                    2 => (
+                        format!(r#"{{"field":"country","op":"starts_with","value":"{v}"}}"#),
+                        c(format!("lower(left({t}.country, {})) = lower('{v}')", v.len())),
+                    ),
+                    _ => (
+                        format!(r#"{{"field":"country","op":"ends_with","value":"{v}"}}"#),
+                        c(format!("lower(right({t}.country, {})) = lower('{v}')", v.len())),
+                    ),
                 }
             }
             2 => {
                 let (op, neg) = *r.pick(&[("in", false), ("not_in", true)]);
                 let sql = c(format!("{t}.country = ANY(ARRAY['US','DE'])"));
-                (format!(r#"{{"field":"country","op":"{op}","value":["US","DE"]}}"#), if neg { format!("NOT {sql}") } else { sql })
+                (
+                    format!(r#"{{"field":"country","op":"{op}","value":["US","DE"]}}"#),
+                    if neg { format!("NOT {sql}") } else { sql },
+                )
             }
             3 => {
                 let n = r.below(100);
                 let (op, s) = *r.pick(&[("gt", ">"), ("gte", ">="), ("lt", "<"), ("lte", "<="), ("eq", "=")]);
-                (format!(r#"{{"field":"score","op":"{op}","value":{n}}}"#), c(format!("{t}.score {s} {n}")))
+                (
+                    format!(r#"{{"field":"score","op":"{op}","value":{n}}}"#),
+                    c(format!("{t}.score {s} {n}")),
+                )
             }
             4 => {
                 let a = r.below(60);
                 let b = a + r.below(50);
-                (format!(r#"{{"field":"score","op":"between","value":[{a},{b}]}}"#), c(format!("{t}.score >= {a} AND {t}.score <= {b}")))
+                (
+                    format!(r#"{{"field":"score","op":"between","value":[{a},{b}]}}"#),
+                    c(format!("{t}.score >= {a} AND {t}.score <= {b}")),
+                )
             }
             5 => {
-                let f = *r.pick(&["score", "vip", "country", "last_seen_at", "attributes", "attributes.plan", "attributes.seats"]);
+                let f = *r.pick(&[
+                    "score",
+                    "vip",
+                    "country",
+                    "last_seen_at",
+                    "attributes",
+                    "attributes.plan",
+                    "attributes.seats",
+                ]);
                 let expr = match f {
                     "attributes.plan" => format!("{t}.attributes ->> 'plan'"),
                     "attributes.seats" => format!("{t}.attributes ->> 'seats'"),
                     other => format!("{t}.{other}"),
                 };
                 if r.below(2) == 0 {
-                    (format!(r#"{{"field":"{f}","op":"is_set"}}"#), format!("({expr} IS NOT NULL)"))
+                    (
+                        format!(r#"{{"field":"{f}","op":"is_set"}}"#),
+                        format!("({expr} IS NOT NULL)"),
+                    )
                 } else {
-                    (format!(r#"{{"field":"{f}","op":"is_not_set"}}"#), format!("({expr} IS NULL)"))
+                    (
+                        format!(r#"{{"field":"{f}","op":"is_not_set"}}"#),
+                        format!("({expr} IS NULL)"),
+                    )
                 }
             }
             6 => {
                 let b = r.below(2) == 0;
                 if r.below(2) == 0 {
-                    (format!(r#"{{"field":"vip","op":"eq","value":{b}}}"#), c(format!("{t}.vip = {b}")))
+                    (
+                        format!(r#"{{"field":"vip","op":"eq","value":{b}}}"#),
+                        c(format!("{t}.vip = {b}")),
+                    )
                 } else {
-                    (format!(r#"{{"field":"vip","op":"neq","value":{b}}}"#), format!("NOT {}", c(format!("{t}.vip = {b}"))))
+                    (
+                        format!(r#"{{"field":"vip","op":"neq","value":{b}}}"#),
+                        format!("NOT {}", c(format!("{t}.vip = {b}"))),
+                    )
                 }
             }
             7 => {
                 let d = 1 + r.below(90);
                 let sql = c(format!("{t}.last_seen_at >= now() - interval '{d} days'"));
                 if r.below(2) == 0 {
-                    (format!(r#"{{"field":"last_seen_at","op":"within_last","value":"{d} days"}}"#), sql)
+                    (
+                        format!(r#"{{"field":"last_seen_at","op":"within_last","value":"{d} days"}}"#),
+                        sql,
+                    )
                 } else {
-                    (format!(r#"{{"field":"last_seen_at","op":"not_within_last","value":"{d} days"}}"#), format!("NOT {sql}"))
+                    (
+                        format!(r#"{{"field":"last_seen_at","op":"not_within_last","value":"{d} days"}}"#),
+                        format!("NOT {sql}"),
+                    )
                 }
             }
             8 => {
                 let v = *r.pick(&["pro", "team", "free"]);
-                (format!(r#"{{"field":"attributes.plan","op":"eq","value":"{v}"}}"#), c(format!("{t}.attributes ->> 'plan' = '{v}'")))
+                (
+                    format!(r#"{{"field":"attributes.plan","op":"eq","value":"{v}"}}"#),
+                    c(format!("{t}.attributes ->> 'plan' = '{v}'")),
+                )
             }
             9 => {
                 let n = r.below(20);
@@ -180,7 +248,12 @@ mod tests {
                 )
             }
             10 => {
-                let tiers = [("Cold", 0, Some(25)), ("Warm", 25, Some(50)), ("Hot", 50, Some(75)), ("On Fire", 75, None)];
+                let tiers = [
+                    ("Cold", 0, Some(25)),
+                    ("Warm", 25, Some(50)),
+                    ("Hot", 50, Some(75)),
+                    ("On Fire", 75, None),
+                ];
                 let i = r.below(4) as usize;
                 let (op, sel): (&str, Vec<usize>) = match r.below(4) {
                     0 => ("eq", vec![i]),
@@ -195,15 +268,24 @@ mod tests {
                         None => format!("({t}.score >= {})", tiers[j].1),
                     })
                     .collect();
-                let any = if ranges.is_empty() { "false".to_string() } else { c(format!("({})", ranges.join(" OR "))) };
+                let any = if ranges.is_empty() {
+                    "false".to_string()
+                } else {
+                    c(format!("({})", ranges.join(" OR ")))
+                };
                 let sql = if op == "neq" { format!("NOT {any}") } else { any };
-                (format!(r#"{{"level":"eng","op":"{op}","value":"{}"}}"#, tiers[i].0), sql)
+                (
+                    format!(r#"{{"level":"eng","op":"{op}","value":"{}"}}"#, tiers[i].0),
+                    sql,
+                )
             }
             11 => {
                 let v = *r.pick(&["SaaS", "Retail"]);
                 (
                     format!(r#"{{"account":{{"field":"industry","op":"eq","value":"{v}"}}}}"#),
-                    c(format!("(SELECT a.industry = '{v}' FROM d_accounts a WHERE a.id = {t}.account_id)")),
+                    c(format!(
+                        "(SELECT a.industry = '{v}' FROM d_accounts a WHERE a.id = {t}.account_id)"
+                    )),
                 )
             }
             _ => {
@@ -235,7 +317,11 @@ mod tests {
         let mut nontrivial = 0;
         for i in 0..260 {
             let kind = if i % 5 == 4 { "account" } else { "lead" };
-            let (table, alias) = if kind == "lead" { ("d_leads", "l") } else { ("d_accounts", "a") };
+            let (table, alias) = if kind == "lead" {
+                ("d_leads", "l")
+            } else {
+                ("d_accounts", "a")
+            };
             let (rule, sql) = gen(&mut r, 3, kind, alias);
             let got = Spi::get_one_with_args::<i64>(
                 "SELECT kenbun.segment_count($1::kenbun.segment_rule, $2)",
@@ -260,7 +346,9 @@ mod tests {
 
     #[pg_test]
     fn rule_type_round_trips_and_casts() {
-        let out = Spi::get_one::<String>(r#"SELECT ('{"op":"eq","value":1,"field":"a"}'::jsonb::kenbun.segment_rule)::text"#).unwrap();
+        let out =
+            Spi::get_one::<String>(r#"SELECT ('{"op":"eq","value":1,"field":"a"}'::jsonb::kenbun.segment_rule)::text"#)
+                .unwrap();
         assert_eq!(out.as_deref(), Some(r#"{"field":"a","op":"eq","value":1}"#));
     }
 
@@ -279,4 +367,3 @@ mod tests {
         assert_eq!(ids.as_deref(), Some("3,6,9,12"));
     }
 }
-

@@ -19,7 +19,9 @@ fn connect(db: &str) -> Client {
 /// A fresh database with the extension and the standard test tables.
 fn fresh_db(db: &str, key_type: &str) -> Client {
     let mut admin = connect("postgres");
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).unwrap();
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .unwrap();
     admin.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
     let mut c = connect(db);
     c.batch_execute(&format!(
@@ -93,13 +95,25 @@ fn notify_is_sent_after_commit_and_not_after_rollback() {
         out
     };
     // lead 1 enters, lead 2 exits, in one transaction
-    w.batch_execute("BEGIN; UPDATE leads SET country = 'US' WHERE id = 1; UPDATE leads SET country = 'DE' WHERE id = 2;").unwrap();
-    assert!(drain(&mut l, Duration::from_millis(300)).is_empty(), "notified before commit");
+    w.batch_execute(
+        "BEGIN; UPDATE leads SET country = 'US' WHERE id = 1; UPDATE leads SET country = 'DE' WHERE id = 2;",
+    )
+    .unwrap();
+    assert!(
+        drain(&mut l, Duration::from_millis(300)).is_empty(),
+        "notified before commit"
+    );
     w.batch_execute("COMMIT").unwrap();
     let got = drain(&mut l, Duration::from_millis(1500));
     assert_eq!(got.len(), 2, "{got:?}");
-    let enter = got.iter().find(|p| p["change"] == "enter").expect("an enter notification");
-    let exit = got.iter().find(|p| p["change"] == "exit").expect("an exit notification");
+    let enter = got
+        .iter()
+        .find(|p| p["change"] == "enter")
+        .expect("an enter notification");
+    let exit = got
+        .iter()
+        .find(|p| p["change"] == "exit")
+        .expect("an exit notification");
     assert_eq!(enter["segment"], "us");
     assert_eq!(enter["kind"], "lead");
     assert_eq!(enter["reason"], "data_change");
@@ -107,10 +121,12 @@ fn notify_is_sent_after_commit_and_not_after_rollback() {
     assert_eq!(exit["member_ids"], serde_json::json!(["2"]));
     assert!(enter["segment_id"].is_i64());
     // a rolled-back change sends nothing
-    w.batch_execute("BEGIN; UPDATE leads SET country = 'US' WHERE id = 2; ROLLBACK;").unwrap();
+    w.batch_execute("BEGIN; UPDATE leads SET country = 'US' WHERE id = 2; ROLLBACK;")
+        .unwrap();
     assert!(drain(&mut l, Duration::from_millis(800)).is_empty());
     // a bulk statement sends one notification per segment and change, with every member
-    w.batch_execute("INSERT INTO leads SELECT g, 1, 'US', 0, now() FROM generate_series(10, 59) g").unwrap();
+    w.batch_execute("INSERT INTO leads SELECT g, 1, 'US', 0, now() FROM generate_series(10, 59) g")
+        .unwrap();
     let got = drain(&mut l, Duration::from_millis(1500));
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0]["member_ids"].as_array().unwrap().len(), 50);
@@ -154,49 +170,69 @@ fn concurrent_writers_leave_zero_drift() {
              ('viewers', 'account', '{"leads":{"where":{"segment":"three_views"},"count":{"op":"gte","value":2}}}');"#,
     )
     .unwrap();
-    let threads = 8;
-    let rounds = 60;
-    let barrier = Arc::new(Barrier::new(threads));
-    let handles: Vec<_> = (0..threads)
-        .map(|t| {
-            let barrier = barrier.clone();
-            thread::spawn(move || {
-                let mut c = connect("kenbun_live_concurrency");
-                let mut retries = 0;
-                let mut seed = 0x2545_F491_4F6C_DD1Du64 ^ (t as u64 + 1) * 0x9E37_79B9;
-                let mut rnd = |n: u64| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    seed % n
-                };
-                barrier.wait();
-                for _ in 0..rounds {
-                    // few leads and accounts: every statement contends with the others
-                    let lead = 1 + rnd(6);
-                    let sql = match rnd(6) {
-                        0 | 1 => format!("BEGIN; INSERT INTO events VALUES ({lead}, 'view', now(), '{{}}'); SELECT pg_sleep(0.002); COMMIT;"),
-                        2 => format!("BEGIN; DELETE FROM events WHERE ctid = (SELECT ctid FROM events WHERE lead_id = {lead} LIMIT 1); COMMIT;"),
-                        3 => format!("BEGIN; UPDATE leads SET score = {} WHERE id = {lead}; SELECT pg_sleep(0.002); COMMIT;", rnd(70)),
-                        4 => format!("BEGIN; UPDATE leads SET account_id = {} WHERE id = {lead}; COMMIT;", 1 + rnd(3)),
-                        _ => format!(
-                            "BEGIN; UPDATE accounts SET industry = '{}' WHERE id = {}; COMMIT;",
-                            if rnd(2) == 0 { "SaaS" } else { "Retail" },
-                            1 + rnd(3)
-                        ),
+    // three passes of 8 writers; drift is checked after each
+    for pass in 0..3u64 {
+        let threads = 8;
+        let rounds = 120;
+        let barrier = Arc::new(Barrier::new(threads));
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let barrier = barrier.clone();
+                thread::spawn(move || {
+                    let mut c = connect("kenbun_live_concurrency");
+                    let mut retries = 0;
+                    let mut seed = 0x2545_F491_4F6C_DD1Du64 ^ (t as u64 + 1 + 8 * pass) * 0x9E37_79B9;
+                    let mut rnd = |n: u64| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        seed % n
                     };
-                    with_retry(&mut c, &sql, &mut retries);
-                }
-                retries
+                    barrier.wait();
+                    for _ in 0..rounds {
+                        // few leads and accounts: every statement contends with the others
+                        let lead = 1 + rnd(4);
+                        let sql = match rnd(6) {
+                            0 | 1 => format!("BEGIN; INSERT INTO events VALUES ({lead}, 'view', now(), '{{}}'); SELECT pg_sleep(0.002); COMMIT;"),
+                            2 => format!("BEGIN; DELETE FROM events WHERE ctid = (SELECT ctid FROM events WHERE lead_id = {lead} LIMIT 1); SELECT pg_sleep(0.002); COMMIT;"),
+                            3 => format!("BEGIN; UPDATE leads SET score = {} WHERE id = {lead}; SELECT pg_sleep(0.002); COMMIT;", rnd(70)),
+                            4 => format!("BEGIN; UPDATE leads SET account_id = {} WHERE id = {lead}; SELECT pg_sleep(0.002); COMMIT;", 1 + rnd(3)),
+                            _ => format!(
+                                "BEGIN; UPDATE accounts SET industry = '{}' WHERE id = {}; SELECT pg_sleep(0.002); COMMIT;",
+                                if rnd(2) == 0 { "SaaS" } else { "Retail" },
+                                1 + rnd(3)
+                            ),
+                        };
+                        with_retry(&mut c, &sql, &mut retries);
+                    }
+                    retries
+                })
             })
-        })
-        .collect();
-    let retries: u32 = handles.into_iter().map(|h| h.join().expect("writer thread")).sum();
-    eprintln!("concurrency: {} transactions, {retries} retried after deadlock/serialization failure", threads * rounds);
-    let changes: i64 = c.query_one("SELECT count(*) FROM kenbun.membership_changes WHERE reason = 'data_change'", &[]).unwrap().get(0);
-    assert!(changes > 20, "the workload should move members in and out (only {changes} changes)");
+            .collect();
+        let retries: u32 = handles.into_iter().map(|h| h.join().expect("writer thread")).sum();
+        eprintln!(
+            "concurrency: {} transactions, {retries} retried after deadlock/serialization failure",
+            threads * rounds
+        );
+        assert_eq!(total_drift(&mut c), 0, "drift after pass {pass}");
+    }
+    let changes: i64 = c
+        .query_one(
+            "SELECT count(*) FROM kenbun.membership_changes WHERE reason = 'data_change'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        changes > 20,
+        "the workload should move members in and out (only {changes} changes)"
+    );
     assert_eq!(total_drift(&mut c), 0, "drift after concurrent writers");
-    assert_eq!(replay_mismatches(&mut c), 0, "the change log does not replay to the membership");
+    assert_eq!(
+        replay_mismatches(&mut c),
+        0,
+        "the change log does not replay to the membership"
+    );
 }
 
 #[test]
@@ -260,7 +296,10 @@ fn pg_cron_runs_refresh_due() {
     }
     // the private cluster preloads pg_cron with cron.database_name = 'kenbun_cron'
     let mut admin = connect("postgres");
-    let exists = admin.query_opt("SELECT 1 FROM pg_database WHERE datname = 'kenbun_cron'", &[]).unwrap().is_some();
+    let exists = admin
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = 'kenbun_cron'", &[])
+        .unwrap()
+        .is_some();
     if !exists {
         admin.batch_execute("CREATE DATABASE kenbun_cron").unwrap();
     }
@@ -283,17 +322,26 @@ fn pg_cron_runs_refresh_due() {
            ALTER TABLE leads ENABLE TRIGGER USER;"#,
     )
     .unwrap();
-    let stale: i64 = c.query_one("SELECT count(*) FROM kenbun.segment_drift('recent')", &[]).unwrap().get(0);
+    let stale: i64 = c
+        .query_one("SELECT count(*) FROM kenbun.segment_drift('recent')", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(stale, 2);
     let job: i64 = c
-        .query_one("SELECT cron.schedule('kenbun-refresh-due', '* * * * *', 'SELECT kenbun.refresh_due()')", &[])
+        .query_one(
+            "SELECT cron.schedule('kenbun-refresh-due', '* * * * *', 'SELECT kenbun.refresh_due()')",
+            &[],
+        )
         .unwrap()
         .get(0);
     let started = Instant::now();
     let mut ran = false;
     while started.elapsed() < Duration::from_secs(90) {
         let done: i64 = c
-            .query_one("SELECT count(*) FROM cron.job_run_details WHERE jobid = $1 AND status = 'succeeded'", &[&job])
+            .query_one(
+                "SELECT count(*) FROM cron.job_run_details WHERE jobid = $1 AND status = 'succeeded'",
+                &[&job],
+            )
             .unwrap()
             .get(0);
         if done > 0 {
@@ -304,10 +352,16 @@ fn pg_cron_runs_refresh_due() {
     }
     c.batch_execute("SELECT cron.unschedule('kenbun-refresh-due')").unwrap();
     assert!(ran, "pg_cron did not run kenbun.refresh_due() within 90 s");
-    let drift: i64 = c.query_one("SELECT count(*) FROM kenbun.segment_drift('recent')", &[]).unwrap().get(0);
+    let drift: i64 = c
+        .query_one("SELECT count(*) FROM kenbun.segment_drift('recent')", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(drift, 0);
     let refreshed: i64 = c
-        .query_one("SELECT count(*) FROM kenbun.membership_changes WHERE reason = 'refresh' AND change = 'exit'", &[])
+        .query_one(
+            "SELECT count(*) FROM kenbun.membership_changes WHERE reason = 'refresh' AND change = 'exit'",
+            &[],
+        )
         .unwrap()
         .get(0);
     assert_eq!(refreshed, 2);

@@ -106,7 +106,10 @@ pub fn maintenance(cat: &Catalog, segs: &[SegmentPlan]) -> Vec<TriggerSpec> {
         let tkey = key(b, table);
         let key_type = b.column(&tkey).map(|c| c.type_name.clone()).unwrap_or_default();
         let acc = if table == Kind::Lead {
-            b.account_key.as_ref().and_then(|a| b.column(a)).map(|c| (c.name.clone(), c.type_name.clone()))
+            b.account_key
+                .as_ref()
+                .and_then(|a| b.column(a))
+                .map(|c| (c.name.clone(), c.type_name.clone()))
         } else {
             None
         };
@@ -139,14 +142,25 @@ pub fn maintenance(cat: &Catalog, segs: &[SegmentPlan]) -> Vec<TriggerSpec> {
 /// A dollar-quote tag that does not occur in `body`.
 pub fn dollar_tag(body: &str) -> String {
     (0..)
-        .map(|i| if i == 0 { "$kenbun$".to_string() } else { format!("$kenbun{i}$") })
+        .map(|i| {
+            if i == 0 {
+                "$kenbun$".to_string()
+            } else {
+                format!("$kenbun{i}$")
+            }
+        })
         .find(|t| !body.contains(t.as_str()))
         .unwrap()
 }
 
 /// Is segment `s` affected by `op` on `table`, and if so through which columns (None = always)?
 fn affected(s: &SegmentPlan, table: Kind, op: TrigOp, cat: &Catalog) -> Option<Option<Vec<String>>> {
-    let cols: Vec<String> = s.reads.iter().filter(|(k, _)| *k == table).map(|(_, c)| c.clone()).collect();
+    let cols: Vec<String> = s
+        .reads
+        .iter()
+        .filter(|(k, _)| *k == table)
+        .map(|(_, c)| c.clone())
+        .collect();
     let own = s.kind == table;
     if cols.is_empty() && !own {
         return None;
@@ -167,44 +181,75 @@ fn affected(s: &SegmentPlan, table: Kind, op: TrigOp, cat: &Catalog) -> Option<O
 
 fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) -> String {
     let nothing = if op == TrigOp::Update {
-        format!("BEGIN\n  PERFORM kenbun._pending_clear({});\n  RETURN NULL;\nEND", literal(table.name()))
+        format!(
+            "BEGIN\n  PERFORM kenbun._pending_clear({});\n  RETURN NULL;\nEND",
+            literal(table.name())
+        )
     } else {
         "BEGIN\n  RETURN NULL;\nEND".to_string()
     };
     let Some(tb) = cat.binding(table) else { return nothing };
     let leads = cat.binding(Kind::Lead);
     let tkey = key(tb, table);
-    let relevant: Vec<(&SegmentPlan, Option<Vec<String>>)> =
-        segs.iter().filter_map(|s| affected(s, table, op, cat).map(|c| (s, c))).collect();
+    let relevant: Vec<(&SegmentPlan, Option<Vec<String>>)> = segs
+        .iter()
+        .filter_map(|s| affected(s, table, op, cat).map(|c| (s, c)))
+        .collect();
     if relevant.is_empty() {
         return nothing;
     }
     // account keys of leads are needed when the lead table changes and account segments care
-    let lead_acc = if table == Kind::Lead { leads.and_then(|b| b.account_key.clone()) } else { None };
+    let lead_acc = if table == Kind::Lead {
+        leads.and_then(|b| b.account_key.clone())
+    } else {
+        None
+    };
     // flags: one per column of this table that any relevant segment reads
-    let flag_name: BTreeMap<String, String> =
-        update_columns(cat, segs, table).into_iter().enumerate().map(|(i, c)| (c, format!("f_{i}"))).collect();
+    let flag_name: BTreeMap<String, String> = update_columns(cat, segs, table)
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| (c, format!("f_{i}")))
+        .collect();
 
     // ch: one row per changed row, with the own key (new/old), the lead's account (new/old), and flags
     let col = |alias: &str, c: &str| format!("{alias}.{}", ident(c));
     let ch = match op {
         TrigOp::Update => {
             // rows captured by the row-level capture triggers, one per (old key, new key)
-            let kt = tb.column(&tkey).map(|c| c.type_name.clone()).unwrap_or_else(|| "text".into());
+            let kt = tb
+                .column(&tkey)
+                .map(|c| c.type_name.clone())
+                .unwrap_or_else(|| "text".into());
             let mut sel = vec![format!("p.k_new::{kt} AS k_new"), format!("p.k_old::{kt} AS k_old")];
             if let Some(a) = &lead_acc {
-                let at = tb.column(a).map(|c| c.type_name.clone()).unwrap_or_else(|| "text".into());
+                let at = tb
+                    .column(a)
+                    .map(|c| c.type_name.clone())
+                    .unwrap_or_else(|| "text".into());
                 sel.push(format!("p.a_new::{at} AS a_new"));
                 sel.push(format!("p.a_old::{at} AS a_old"));
             }
             for (i, f) in flag_name.values().enumerate() {
-                sel.push(format!("(p.k_new IS DISTINCT FROM p.k_old OR {i} = ANY (p.cols)) AS {f}"));
+                sel.push(format!(
+                    "(p.k_new IS DISTINCT FROM p.k_old OR {i} = ANY (p.cols)) AS {f}"
+                ));
             }
-            format!("SELECT {} FROM kenbun._pending({}) AS p", sel.join(", "), literal(table.name()))
+            format!(
+                "SELECT {} FROM kenbun._pending({}) AS p",
+                sel.join(", "),
+                literal(table.name())
+            )
         }
         _ => {
-            let (alias, tt) = if op == TrigOp::Insert { ("n", "kenbun_new") } else { ("o", "kenbun_old") };
-            let mut sel = vec![format!("{} AS k_new", col(alias, &tkey)), format!("{} AS k_old", col(alias, &tkey))];
+            let (alias, tt) = if op == TrigOp::Insert {
+                ("n", "kenbun_new")
+            } else {
+                ("o", "kenbun_old")
+            };
+            let mut sel = vec![
+                format!("{} AS k_new", col(alias, &tkey)),
+                format!("{} AS k_old", col(alias, &tkey)),
+            ];
             if let Some(a) = &lead_acc {
                 sel.push(format!("{} AS a_new", col(alias, a)));
                 sel.push(format!("{} AS a_old", col(alias, a)));
@@ -216,7 +261,13 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
         match cols {
             None => "true".into(),
             Some(cs) if cs.is_empty() => "(ch.k_new IS DISTINCT FROM ch.k_old)".into(),
-            Some(cs) => format!("({})", cs.iter().map(|c| format!("ch.{}", flag_name[c])).collect::<Vec<_>>().join(" OR ")),
+            Some(cs) => format!(
+                "({})",
+                cs.iter()
+                    .map(|c| format!("ch.{}", flag_name[c]))
+                    .collect::<Vec<_>>()
+                    .join(" OR ")
+            ),
         }
     };
     let keys_of = |c: &str, which: &str| {
@@ -234,7 +285,10 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
     let mut cand_l = vec![];
     let mut cand_a = vec![];
     for ((kind, c), ids) in &groups {
-        let ids_sql = format!("pg_catalog.unnest('{{{}}}'::bigint[])", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
+        let ids_sql = format!(
+            "pg_catalog.unnest('{{{}}}'::bigint[])",
+            ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+        );
         let source = match (kind, table) {
             (Kind::Lead, Kind::Lead | Kind::Event) | (Kind::Account, Kind::Account) => keys_of(c, "k"),
             (Kind::Lead, Kind::Account) => match &lead_acc_key {
@@ -263,7 +317,8 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
             },
             (Kind::Event, _) => continue,
         };
-        let branch = format!("SELECT s.sid, q.x AS mid FROM ({source}) AS q(x), {ids_sql} AS s(sid) WHERE q.x IS NOT NULL");
+        let branch =
+            format!("SELECT s.sid, q.x AS mid FROM ({source}) AS q(x), {ids_sql} AS s(sid) WHERE q.x IS NOT NULL");
         match kind {
             Kind::Lead => cand_l.push(branch),
             Kind::Account => cand_a.push(branch),
@@ -280,7 +335,10 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
         Kind::Lead | Kind::Event => Some(keys_of("true", "k")),
         Kind::Account => None,
     };
-    let needs_account_locks = !cand_a.is_empty() || relevant.iter().any(|(s, _)| s.reads.iter().any(|(k, _)| *k == Kind::Account));
+    let needs_account_locks = !cand_a.is_empty()
+        || relevant
+            .iter()
+            .any(|(s, _)| s.reads.iter().any(|(k, _)| *k == Kind::Account));
     let account_anchor_src = if !needs_account_locks {
         None
     } else {
@@ -288,7 +346,12 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
             Kind::Account => Some(keys_of("true", "k")),
             Kind::Lead if lead_acc.is_some() => Some(keys_of("true", "a")),
             Kind::Event => lead_acc_key.as_ref().map(|ak| {
-                format!("SELECT l.{} FROM {lead_tbl} AS l WHERE l.{} IN ({})", ident(ak), ident(&lead_key), keys_of("true", "k"))
+                format!(
+                    "SELECT l.{} FROM {lead_tbl} AS l WHERE l.{} IN ({})",
+                    ident(ak),
+                    ident(&lead_key),
+                    keys_of("true", "k")
+                )
             }),
             _ => None,
         }
@@ -335,8 +398,14 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
         ctes.push(format!(
             "del_{k} AS (DELETE FROM {members} AS m USING (SELECT sid, mid FROM have_{k} EXCEPT SELECT sid, mid FROM should_{k}) AS x WHERE m.segment_id = x.sid AND m.{mcol} = x.mid RETURNING m.segment_id, m.{mcol}::text AS member_id)"
         ));
-        changes.push(format!("SELECT segment_id, {} AS kind, member_id, 'enter' AS change FROM ins_{k}", literal(kind.name())));
-        changes.push(format!("SELECT segment_id, {} AS kind, member_id, 'exit' AS change FROM del_{k}", literal(kind.name())));
+        changes.push(format!(
+            "SELECT segment_id, {} AS kind, member_id, 'enter' AS change FROM ins_{k}",
+            literal(kind.name())
+        ));
+        changes.push(format!(
+            "SELECT segment_id, {} AS kind, member_id, 'exit' AS change FROM del_{k}",
+            literal(kind.name())
+        ));
     }
     ctes.push(format!("chg AS ({})", changes.join(" UNION ALL ")));
     ctes.push("logged AS (INSERT INTO kenbun.membership_changes (segment_id, kind, member_id, change, reason) SELECT segment_id, kind, member_id, change, 'data_change' FROM chg ORDER BY segment_id, change DESC, member_id RETURNING segment_id, kind, member_id, change)".into());
@@ -345,7 +414,10 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
         ctes.join(",\n  ")
     ));
     if op == TrigOp::Update {
-        body.push_str(&format!("  PERFORM kenbun._pending_clear({});\n", literal(table.name())));
+        body.push_str(&format!(
+            "  PERFORM kenbun._pending_clear({});\n",
+            literal(table.name())
+        ));
     }
     body.push_str("  RETURN NULL;\nEND");
     body

@@ -9,8 +9,8 @@ pub use catalog::{Binding, Catalog, Kind};
 use crate::error::{did_you_mean, KenbunError, Result, SqlState};
 use crate::rule::{is_iso_datetime, EventCond, FieldCond, LeadsCond, LevelCond, LevelOp, Op, Rule};
 use serde_json::Value;
-use std::collections::BTreeSet;
 use sql::{ident, like_escape, literal, typed};
+use std::collections::BTreeSet;
 
 /// The result of compiling a rule.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -59,11 +59,18 @@ pub fn compile_segment(rule: &Rule, kind: Kind, cat: &Catalog, name: &str) -> Re
 
 fn compile_with_stack(rule: &Rule, kind: Kind, cat: &Catalog, stack: Vec<String>) -> Result<Compiled> {
     if kind == Kind::Event {
-        return Err(KenbunError::new(SqlState::InvalidParameterValue, "kind must be \"lead\" or \"account\"")
-            .hint("event conditions go inside a lead rule: {\"event\":{…}}"));
+        return Err(
+            KenbunError::new(SqlState::InvalidParameterValue, "kind must be \"lead\" or \"account\"")
+                .hint("event conditions go inside a lead rule: {\"event\":{…}}"),
+        );
     }
     binding(cat, kind)?;
-    let mut cx = Cx { cat, n: 0, out: Compiled::default(), stack };
+    let mut cx = Cx {
+        cat,
+        n: 0,
+        out: Compiled::default(),
+        stack,
+    };
     let sql = cx.expr(rule, kind, root_alias(kind))?;
     let mut out = cx.out;
     out.sql = sql;
@@ -72,8 +79,15 @@ fn compile_with_stack(rule: &Rule, kind: Kind, cat: &Catalog, stack: Vec<String>
 
 fn binding(cat: &Catalog, kind: Kind) -> Result<&Binding> {
     cat.binding(kind).ok_or_else(|| {
-        KenbunError::new(SqlState::ObjectNotInPrerequisiteState, format!("no table is bound for kind \"{}\"", kind.name()))
-            .hint(format!("bind one first, e.g. SELECT {}('public.{}s');", kind.bind_function(), kind.name()))
+        KenbunError::new(
+            SqlState::ObjectNotInPrerequisiteState,
+            format!("no table is bound for kind \"{}\"", kind.name()),
+        )
+        .hint(format!(
+            "bind one first, e.g. SELECT {}('public.{}s');",
+            kind.bind_function(),
+            kind.name()
+        ))
     })
 }
 
@@ -116,7 +130,11 @@ fn class_desc(c: Class) -> &'static str {
 #[derive(Debug, Clone)]
 enum Resolved {
     /// A typed value expression.
-    Typed { sql: String, class: Class, type_name: String },
+    Typed {
+        sql: String,
+        class: Class,
+        type_name: String,
+    },
     /// A JSON path with no declared type: `json` yields jsonb, `text` yields its text.
     JsonPath { json: String, text: String },
 }
@@ -143,7 +161,11 @@ fn value_type(v: &Value) -> &'static str {
 fn json_path(column_sql: &str, keys: &[&str], last_text: bool) -> String {
     let mut s = column_sql.to_string();
     for (i, k) in keys.iter().enumerate() {
-        let op = if last_text && i + 1 == keys.len() { " ->> " } else { " -> " };
+        let op = if last_text && i + 1 == keys.len() {
+            " ->> "
+        } else {
+            " -> "
+        };
         s.push_str(op);
         s.push_str(&literal(k));
     }
@@ -161,7 +183,10 @@ impl<'a> Cx<'a> {
             Rule::All(v) if v.is_empty() => Ok("true".into()),
             Rule::Any(v) if v.is_empty() => Ok("false".into()),
             Rule::All(v) | Rule::Any(v) => {
-                let parts = v.iter().map(|x| self.expr(x, kind, alias)).collect::<Result<Vec<_>>>()?;
+                let parts = v
+                    .iter()
+                    .map(|x| self.expr(x, kind, alias))
+                    .collect::<Result<Vec<_>>>()?;
                 if parts.len() == 1 {
                     return Ok(parts.into_iter().next().unwrap());
                 }
@@ -189,9 +214,16 @@ impl<'a> Cx<'a> {
                 KenbunError::at(
                     SqlState::UndefinedColumn,
                     path,
-                    format!("field \"{name}\" is mapped to \"{}\", but {} has no column \"{col}\"", m.path, b.display()),
+                    format!(
+                        "field \"{name}\" is mapped to \"{}\", but {} has no column \"{col}\"",
+                        m.path,
+                        b.display()
+                    ),
                 )
-                .hint(format!("re-map it with kenbun.map_field('{}', '{name}', <path>, <type>)", kind.name()))
+                .hint(format!(
+                    "re-map it with kenbun.map_field('{}', '{name}', <path>, <type>)",
+                    kind.name()
+                ))
             })?;
             self.out.reads.insert((kind, col.to_string()));
             let class = class_of(&m.type_name);
@@ -208,11 +240,19 @@ impl<'a> Cx<'a> {
             } else {
                 format!("({}::{})", json_path(&col_sql(col), &keys, true), m.type_name)
             };
-            return Ok(Resolved::Typed { sql, class, type_name: m.type_name.clone() });
+            return Ok(Resolved::Typed {
+                sql,
+                class,
+                type_name: m.type_name.clone(),
+            });
         }
         if let Some(c) = b.column(name) {
             self.out.reads.insert((kind, c.name.clone()));
-            return Ok(Resolved::Typed { sql: col_sql(&c.name), class: class_of(&c.type_name), type_name: c.type_name.clone() });
+            return Ok(Resolved::Typed {
+                sql: col_sql(&c.name),
+                class: class_of(&c.type_name),
+                type_name: c.type_name.clone(),
+            });
         }
         let mut parts = name.split('.');
         let head = parts.next().unwrap_or_default();
@@ -223,24 +263,45 @@ impl<'a> Cx<'a> {
                     return Err(KenbunError::at(
                         SqlState::DatatypeMismatch,
                         &format!("{path}.field"),
-                        format!("field \"{name}\": column \"{head}\" of {} is {}, not jsonb", b.display(), c.type_name),
+                        format!(
+                            "field \"{name}\": column \"{head}\" of {} is {}, not jsonb",
+                            b.display(),
+                            c.type_name
+                        ),
                     )
                     .hint("dotted paths are only allowed into jsonb columns"));
                 }
                 if keys.iter().any(|k| k.is_empty()) {
-                    return Err(KenbunError::at(SqlState::InvalidParameterValue, path, format!("field \"{name}\" has an empty path element")));
+                    return Err(KenbunError::at(
+                        SqlState::InvalidParameterValue,
+                        path,
+                        format!("field \"{name}\" has an empty path element"),
+                    ));
                 }
                 self.out.reads.insert((kind, head.to_string()));
                 let col = col_sql(head);
-                return Ok(Resolved::JsonPath { json: json_path(&col, &keys, false), text: json_path(&col, &keys, true) });
+                return Ok(Resolved::JsonPath {
+                    json: json_path(&col, &keys, false),
+                    text: json_path(&col, &keys, true),
+                });
             }
         }
         let mut candidates: Vec<&str> = b.columns.iter().map(|c| c.name.as_str()).collect();
-        candidates.extend(self.cat.fields.iter().filter(|m| m.kind == kind.name()).map(|m| m.name.as_str()));
+        candidates.extend(
+            self.cat
+                .fields
+                .iter()
+                .filter(|m| m.kind == kind.name())
+                .map(|m| m.name.as_str()),
+        );
         let e = KenbunError::at(
             SqlState::UndefinedColumn,
             &format!("{path}.field"),
-            format!("unknown field \"{name}\" for kind \"{}\" (table {})", kind.name(), b.display()),
+            format!(
+                "unknown field \"{name}\" for kind \"{}\" (table {})",
+                kind.name(),
+                b.display()
+            ),
         );
         Err(match did_you_mean(name, candidates.iter().copied()) {
             Some(h) => e.hint(h),
@@ -301,7 +362,10 @@ impl<'a> Cx<'a> {
         let allowed = match class {
             Class::Text => !matches!(f.op, Op::Before | Op::After | Op::WithinLast),
             Class::Int | Class::Num | Class::Other => {
-                matches!(f.op, Op::Eq | Op::Gt | Op::Gte | Op::Lt | Op::Lte | Op::Between | Op::In | Op::IsSet)
+                matches!(
+                    f.op,
+                    Op::Eq | Op::Gt | Op::Gte | Op::Lt | Op::Lte | Op::Between | Op::In | Op::IsSet
+                )
             }
             Class::Bool => matches!(f.op, Op::Eq | Op::In | Op::IsSet),
             Class::Time => !matches!(f.op, Op::Contains | Op::StartsWith | Op::EndsWith | Op::Matches),
@@ -311,7 +375,12 @@ impl<'a> Cx<'a> {
             return Err(KenbunError::at(
                 SqlState::DatatypeMismatch,
                 &format!("{}.op", f.path),
-                format!("operator \"{}\" does not apply to field \"{}\", which is {} ({type_name})", f.op.name(), f.field, class_desc(class)),
+                format!(
+                    "operator \"{}\" does not apply to field \"{}\", which is {} ({type_name})",
+                    f.op.name(),
+                    f.field,
+                    class_desc(class)
+                ),
             ));
         }
         let lit = |cx: &Self, v: &Value, p: &str| cx.literal(class, &type_name, v, p, &f.field);
@@ -347,7 +416,10 @@ impl<'a> Cx<'a> {
             }
             Op::Contains if class == Class::Jsonb => format!("({sql} @> {})", typed(&v.unwrap().to_string(), "jsonb")),
             Op::Contains | Op::StartsWith | Op::EndsWith => {
-                let s = v.unwrap().as_str().ok_or_else(|| mismatch(&vpath, &f.field, class, v.unwrap()))?;
+                let s = v
+                    .unwrap()
+                    .as_str()
+                    .ok_or_else(|| mismatch(&vpath, &f.field, class, v.unwrap()))?;
                 let e = like_escape(s);
                 let pat = match f.op {
                     Op::Contains => format!("%{e}%"),
@@ -392,7 +464,11 @@ impl<'a> Cx<'a> {
                     )
                     .hint("write \"2024-01-31\" or \"2024-01-31T12:00:00Z\""));
                 }
-                let t = if type_name == "date" && s.len() > 10 { "timestamp without time zone" } else { type_name };
+                let t = if type_name == "date" && s.len() > 10 {
+                    "timestamp without time zone"
+                } else {
+                    type_name
+                };
                 typed(s, t)
             }
             (Class::Jsonb, v) => typed(&v.to_string(), "jsonb"),
@@ -408,7 +484,11 @@ impl<'a> Cx<'a> {
             return Ok(negate(&self.level(&LevelCond { op, ..l.clone() }, kind, alias)?));
         }
         let lv = self.cat.levels.iter().find(|x| x.name == l.level).ok_or_else(|| {
-            let e = KenbunError::at(SqlState::UndefinedObject, &format!("{}.level", l.path), format!("level \"{}\" does not exist", l.level));
+            let e = KenbunError::at(
+                SqlState::UndefinedObject,
+                &format!("{}.level", l.path),
+                format!("level \"{}\" does not exist", l.level),
+            );
             match did_you_mean(&l.level, self.cat.levels.iter().map(|x| x.name.as_str())) {
                 Some(h) => e.hint(h),
                 None => e.hint("define it with kenbun.define_levels(name, field, tiers)"),
@@ -421,9 +501,18 @@ impl<'a> Cx<'a> {
                     Some(i) => format!("{}.value[{i}]", l.path),
                     None => format!("{}.value", l.path),
                 };
-                KenbunError::at(SqlState::InvalidParameterValue, &p, format!("level \"{}\" has no tier \"{t}\"", lv.name)).hint(format!(
+                KenbunError::at(
+                    SqlState::InvalidParameterValue,
+                    &p,
+                    format!("level \"{}\" has no tier \"{t}\"", lv.name),
+                )
+                .hint(format!(
                     "its tiers are {}",
-                    lv.tiers.iter().map(|x| format!("\"{}\"", x.name)).collect::<Vec<_>>().join(", ")
+                    lv.tiers
+                        .iter()
+                        .map(|x| format!("\"{}\"", x.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))
             })
         };
@@ -449,10 +538,15 @@ impl<'a> Cx<'a> {
             }
         }
         let fpath = format!("{}.level", l.path);
-        let (sql, class, type_name) = match self.resolve(kind, &lv.field, alias, &fpath).map_err(|e| {
-            KenbunError { message: format!("{} (the field of level \"{}\")", e.message, lv.name), ..e }
+        let (sql, class, type_name) = match self.resolve(kind, &lv.field, alias, &fpath).map_err(|e| KenbunError {
+            message: format!("{} (the field of level \"{}\")", e.message, lv.name),
+            ..e
         })? {
-            Resolved::Typed { sql, class: c @ (Class::Int | Class::Num), type_name } => (sql, c, type_name),
+            Resolved::Typed {
+                sql,
+                class: c @ (Class::Int | Class::Num),
+                type_name,
+            } => (sql, c, type_name),
             Resolved::JsonPath { json, .. } => (
                 format!("(CASE WHEN pg_catalog.jsonb_typeof({json}) = 'number' THEN ({json})::numeric END)"),
                 Class::Num,
@@ -462,7 +556,10 @@ impl<'a> Cx<'a> {
                 return Err(KenbunError::at(
                     SqlState::DatatypeMismatch,
                     &fpath,
-                    format!("level \"{}\" is over field \"{}\", which is {type_name}, not numeric", lv.name, lv.field),
+                    format!(
+                        "level \"{}\" is over field \"{}\", which is {type_name}, not numeric",
+                        lv.name, lv.field
+                    ),
                 ))
             }
         };
@@ -478,10 +575,22 @@ impl<'a> Cx<'a> {
             while j < n && set[j] {
                 j += 1;
             }
-            let lo_lit = self.literal(class, &type_name, &Value::Number(lv.tiers[lo].min.clone()), &fpath, &lv.field)?;
+            let lo_lit = self.literal(
+                class,
+                &type_name,
+                &Value::Number(lv.tiers[lo].min.clone()),
+                &fpath,
+                &lv.field,
+            )?;
             let mut r = format!("{sql} >= {lo_lit}");
             if j < n {
-                let hi_lit = self.literal(class, &type_name, &Value::Number(lv.tiers[j].min.clone()), &fpath, &lv.field)?;
+                let hi_lit = self.literal(
+                    class,
+                    &type_name,
+                    &Value::Number(lv.tiers[j].min.clone()),
+                    &fpath,
+                    &lv.field,
+                )?;
                 r = format!("{r} AND {sql} < {hi_lit}");
             }
             ranges.push(format!("({r})"));
@@ -495,13 +604,24 @@ impl<'a> Cx<'a> {
 
     fn account(&mut self, inner: &Rule, path: &str, kind: Kind, alias: &str) -> Result<String> {
         if kind != Kind::Lead {
-            return Err(KenbunError::at(SqlState::InvalidParameterValue, path, "\"account\" conditions are only allowed in lead rules")
-                .hint("in an account rule, write the account's conditions directly"));
+            return Err(KenbunError::at(
+                SqlState::InvalidParameterValue,
+                path,
+                "\"account\" conditions are only allowed in lead rules",
+            )
+            .hint("in an account rule, write the account's conditions directly"));
         }
         let leads = binding(self.cat, Kind::Lead)?;
         let acc_key = leads.account_key.clone().ok_or_else(|| {
-            KenbunError::at(SqlState::ObjectNotInPrerequisiteState, path, "leads are bound without an account key")
-                .hint(format!("re-bind them: SELECT kenbun.bind_leads('{}', account_key => 'account_id');", leads.display().replace('\'', "''")))
+            KenbunError::at(
+                SqlState::ObjectNotInPrerequisiteState,
+                path,
+                "leads are bound without an account key",
+            )
+            .hint(format!(
+                "re-bind them: SELECT kenbun.bind_leads('{}', account_key => 'account_id');",
+                leads.display().replace('\'', "''")
+            ))
         })?;
         let acc = binding(self.cat, Kind::Account)?.clone();
         self.out.reads.insert((Kind::Lead, acc_key.clone()));
@@ -519,7 +639,14 @@ impl<'a> Cx<'a> {
 
     fn event(&mut self, e: &EventCond, kind: Kind, alias: &str) -> Result<String> {
         if kind != Kind::Lead {
-            let e = KenbunError::at(SqlState::InvalidParameterValue, &e.path, format!("\"event\" conditions are only allowed in lead rules, not in {} rules", kind.name()));
+            let e = KenbunError::at(
+                SqlState::InvalidParameterValue,
+                &e.path,
+                format!(
+                    "\"event\" conditions are only allowed in lead rules, not in {} rules",
+                    kind.name()
+                ),
+            );
             return Err(if kind == Kind::Account {
                 e.hint("in an account rule, count leads with events: {\"leads\":{\"where\":{\"event\":{…}}}}")
             } else {
@@ -547,7 +674,11 @@ impl<'a> Cx<'a> {
             self.out.time_dependent = true;
             let tc = ev.time_column.clone().unwrap_or_default();
             self.out.reads.insert((Kind::Event, tc.clone()));
-            conds.push(format!("{x}.{} >= (pg_catalog.now() - {})", ident(&tc), typed(w, "interval")));
+            conds.push(format!(
+                "{x}.{} >= (pg_catalog.now() - {})",
+                ident(&tc),
+                typed(w, "interval")
+            ));
         }
         if let Some(fr) = &e.filter {
             conds.push(self.expr(fr, Kind::Event, &x)?);
@@ -558,7 +689,11 @@ impl<'a> Cx<'a> {
     /// A field condition on a named column (used for the event type column).
     fn field_on_column(&mut self, f: &FieldCond, b: &Binding, alias: &str) -> Result<String> {
         let c = b.column(&f.field).ok_or_else(|| {
-            KenbunError::at(SqlState::UndefinedColumn, &f.path, format!("{} has no column \"{}\"", b.display(), f.field))
+            KenbunError::at(
+                SqlState::UndefinedColumn,
+                &f.path,
+                format!("{} has no column \"{}\"", b.display(), f.field),
+            )
         })?;
         let kind = Kind::from_name(&b.kind).unwrap_or(Kind::Event);
         self.out.reads.insert((kind, c.name.clone()));
@@ -579,12 +714,23 @@ impl<'a> Cx<'a> {
 
     fn leads(&mut self, l: &LeadsCond, kind: Kind, alias: &str) -> Result<String> {
         if kind != Kind::Account {
-            return Err(KenbunError::at(SqlState::InvalidParameterValue, &l.path, "\"leads\" conditions are only allowed in account rules"));
+            return Err(KenbunError::at(
+                SqlState::InvalidParameterValue,
+                &l.path,
+                "\"leads\" conditions are only allowed in account rules",
+            ));
         }
         let leads = binding(self.cat, Kind::Lead)?.clone();
         let acc_key = leads.account_key.clone().ok_or_else(|| {
-            KenbunError::at(SqlState::ObjectNotInPrerequisiteState, &l.path, "leads are bound without an account key")
-                .hint(format!("re-bind them: SELECT kenbun.bind_leads('{}', account_key => 'account_id');", leads.display().replace('\'', "''")))
+            KenbunError::at(
+                SqlState::ObjectNotInPrerequisiteState,
+                &l.path,
+                "leads are bound without an account key",
+            )
+            .hint(format!(
+                "re-bind them: SELECT kenbun.bind_leads('{}', account_key => 'account_id');",
+                leads.display().replace('\'', "''")
+            ))
         })?;
         let key = binding(self.cat, Kind::Account)?.key.clone().unwrap_or_default();
         self.out.reads.insert((Kind::Account, key.clone()));
@@ -600,7 +746,11 @@ impl<'a> Cx<'a> {
     fn segment(&mut self, name: &str, path: &str, kind: Kind, alias: &str) -> Result<String> {
         let cat = self.cat;
         let seg = cat.segments.iter().find(|s| s.name == name).ok_or_else(|| {
-            let e = KenbunError::at(SqlState::UndefinedObject, &format!("{path}.segment"), format!("segment \"{name}\" does not exist"));
+            let e = KenbunError::at(
+                SqlState::UndefinedObject,
+                &format!("{path}.segment"),
+                format!("segment \"{name}\" does not exist"),
+            );
             match did_you_mean(name, cat.segments.iter().map(|s| s.name.as_str())) {
                 Some(h) => e.hint(h),
                 None => e,
@@ -610,7 +760,11 @@ impl<'a> Cx<'a> {
             return Err(KenbunError::at(
                 SqlState::InvalidParameterValue,
                 &format!("{path}.segment"),
-                format!("segment \"{name}\" is a {} segment and cannot be used in a {} rule", seg.kind, kind.name()),
+                format!(
+                    "segment \"{name}\" is a {} segment and cannot be used in a {} rule",
+                    seg.kind,
+                    kind.name()
+                ),
             ));
         }
         if let Some(pos) = self.stack.iter().position(|s| s == name) {
@@ -645,7 +799,11 @@ fn mismatch(vpath: &str, field: &str, class: Class, v: &Value) -> KenbunError {
     KenbunError::at(
         SqlState::DatatypeMismatch,
         vpath,
-        format!("field \"{field}\" is {} but the value is {}", class_desc(class), value_type(v)),
+        format!(
+            "field \"{field}\" is {} but the value is {}",
+            class_desc(class),
+            value_type(v)
+        ),
     )
     .hint(hint)
 }
@@ -665,7 +823,11 @@ fn count_sql(table: &str, alias: &str, cond: &str, count: crate::rule::Count) ->
     } else if count.is_not_exists() {
         format!("(NOT EXISTS (SELECT 1 FROM {table} AS {alias} WHERE {cond}))")
     } else {
-        format!("((SELECT pg_catalog.count(*) FROM {table} AS {alias} WHERE {cond}) {} {})", count.op.sql(), count.value)
+        format!(
+            "((SELECT pg_catalog.count(*) FROM {table} AS {alias} WHERE {cond}) {} {})",
+            count.op.sql(),
+            count.value
+        )
     }
 }
 

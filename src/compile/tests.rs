@@ -4,7 +4,11 @@ use crate::rule::Rule;
 use catalog::{Column, FieldMap, Level, SegmentDef, Tier};
 
 fn col(name: &str, t: &str) -> Column {
-    Column { name: name.into(), type_name: t.into(), not_null: false }
+    Column {
+        name: name.into(),
+        type_name: t.into(),
+        not_null: false,
+    }
 }
 
 fn cat() -> Catalog {
@@ -41,7 +45,11 @@ fn cat() -> Catalog {
                 type_column: None,
                 time_column: None,
                 metadata_column: None,
-                columns: vec![col("id", "bigint"), col("industry", "text"), col("employees", "integer")],
+                columns: vec![
+                    col("id", "bigint"),
+                    col("industry", "text"),
+                    col("employees", "integer"),
+                ],
             },
             Binding {
                 kind: "event".into(),
@@ -53,29 +61,59 @@ fn cat() -> Catalog {
                 type_column: Some("type".into()),
                 time_column: Some("occurred_at".into()),
                 metadata_column: Some("metadata".into()),
-                columns: vec![col("lead_id", "bigint"), col("type", "text"), col("occurred_at", "timestamp with time zone"), col("metadata", "jsonb")],
+                columns: vec![
+                    col("lead_id", "bigint"),
+                    col("type", "text"),
+                    col("occurred_at", "timestamp with time zone"),
+                    col("metadata", "jsonb"),
+                ],
             },
         ],
-        fields: vec![FieldMap { kind: "lead".into(), name: "plan".into(), path: "attributes.plan".into(), type_name: "text".into() }],
+        fields: vec![FieldMap {
+            kind: "lead".into(),
+            name: "plan".into(),
+            path: "attributes.plan".into(),
+            type_name: "text".into(),
+        }],
         levels: vec![Level {
             name: "engagement".into(),
             field: "score".into(),
             tiers: ["Cold", "Warm", "Hot", "On Fire"]
                 .iter()
                 .zip([0, 25, 50, 75])
-                .map(|(n, m)| Tier { name: n.to_string(), min: m.into() })
+                .map(|(n, m)| Tier {
+                    name: n.to_string(),
+                    min: m.into(),
+                })
                 .collect(),
         }],
         segments: vec![
-            SegmentDef { id: 1, name: "us".into(), kind: "lead".into(), rule: serde_json::json!({"field":"country","op":"eq","value":"US"}) },
-            SegmentDef { id: 2, name: "loop_a".into(), kind: "lead".into(), rule: serde_json::json!({"segment":"loop_b"}) },
-            SegmentDef { id: 3, name: "loop_b".into(), kind: "lead".into(), rule: serde_json::json!({"segment":"loop_a"}) },
+            SegmentDef {
+                id: 1,
+                name: "us".into(),
+                kind: "lead".into(),
+                rule: serde_json::json!({"field":"country","op":"eq","value":"US"}),
+            },
+            SegmentDef {
+                id: 2,
+                name: "loop_a".into(),
+                kind: "lead".into(),
+                rule: serde_json::json!({"segment":"loop_b"}),
+            },
+            SegmentDef {
+                id: 3,
+                name: "loop_b".into(),
+                kind: "lead".into(),
+                rule: serde_json::json!({"segment":"loop_a"}),
+            },
         ],
     }
 }
 
 fn sql(rule: &str) -> String {
-    compile(&Rule::parse_text(rule).unwrap(), Kind::Lead, &cat()).unwrap_or_else(|e| panic!("{rule}: {e}")).sql
+    compile(&Rule::parse_text(rule).unwrap(), Kind::Lead, &cat())
+        .unwrap_or_else(|e| panic!("{rule}: {e}"))
+        .sql
 }
 
 fn err(rule: &str, kind: Kind) -> crate::error::KenbunError {
@@ -84,16 +122,43 @@ fn err(rule: &str, kind: Kind) -> crate::error::KenbunError {
 
 #[test]
 fn field_operators() {
-    assert_eq!(sql(r#"{"field":"country","op":"eq","value":"US"}"#), r#"(l."country" = 'US'::text)"#);
-    assert_eq!(sql(r#"{"field":"country","op":"neq","value":"US"}"#), r#"((l."country" = 'US'::text) IS NOT TRUE)"#);
-    assert_eq!(sql(r#"{"field":"score","op":"between","value":[10,20]}"#), r#"(l."score" BETWEEN '10'::bigint AND '20'::bigint)"#);
-    assert_eq!(sql(r#"{"field":"score","op":"gt","value":2.5}"#), r#"(l."score" > '2.5'::numeric)"#);
-    assert_eq!(sql(r#"{"field":"country","op":"in","value":["US","CA"]}"#), r#"(l."country" IN ('US'::text, 'CA'::text))"#);
-    assert_eq!(sql(r#"{"field":"country","op":"contains","value":"5%_x"}"#), r#"(l."country" ILIKE E'%5\\%\\_x%'::text)"#);
-    assert_eq!(sql(r#"{"field":"country","op":"starts_with","value":"U"}"#), r#"(l."country" ILIKE 'U%'::text)"#);
-    assert_eq!(sql(r#"{"field":"country","op":"ends_with","value":"S"}"#), r#"(l."country" ILIKE '%S'::text)"#);
+    assert_eq!(
+        sql(r#"{"field":"country","op":"eq","value":"US"}"#),
+        r#"(l."country" = 'US'::text)"#
+    );
+    assert_eq!(
+        sql(r#"{"field":"country","op":"neq","value":"US"}"#),
+        r#"((l."country" = 'US'::text) IS NOT TRUE)"#
+    );
+    assert_eq!(
+        sql(r#"{"field":"score","op":"between","value":[10,20]}"#),
+        r#"(l."score" BETWEEN '10'::bigint AND '20'::bigint)"#
+    );
+    assert_eq!(
+        sql(r#"{"field":"score","op":"gt","value":2.5}"#),
+        r#"(l."score" > '2.5'::numeric)"#
+    );
+    assert_eq!(
+        sql(r#"{"field":"country","op":"in","value":["US","CA"]}"#),
+        r#"(l."country" IN ('US'::text, 'CA'::text))"#
+    );
+    assert_eq!(
+        sql(r#"{"field":"country","op":"contains","value":"5%_x"}"#),
+        r#"(l."country" ILIKE E'%5\\%\\_x%'::text)"#
+    );
+    assert_eq!(
+        sql(r#"{"field":"country","op":"starts_with","value":"U"}"#),
+        r#"(l."country" ILIKE 'U%'::text)"#
+    );
+    assert_eq!(
+        sql(r#"{"field":"country","op":"ends_with","value":"S"}"#),
+        r#"(l."country" ILIKE '%S'::text)"#
+    );
     assert_eq!(sql(r#"{"field":"vip","op":"eq","value":true}"#), r#"(l."vip" = true)"#);
-    assert_eq!(sql(r#"{"field":"vip","op":"is_not_set"}"#), r#"((l."vip" IS NOT NULL) IS NOT TRUE)"#);
+    assert_eq!(
+        sql(r#"{"field":"vip","op":"is_not_set"}"#),
+        r#"((l."vip" IS NOT NULL) IS NOT TRUE)"#
+    );
     assert_eq!(
         sql(r#"{"field":"last_seen_at","op":"before","value":"2024-01-01"}"#),
         r#"(l."last_seen_at" < '2024-01-01'::timestamp with time zone)"#
@@ -102,10 +167,20 @@ fn field_operators() {
         sql(r#"{"field":"last_seen_at","op":"within_last","value":"30 days"}"#),
         r#"(l."last_seen_at" >= (pg_catalog.now() - '30 days'::interval))"#
     );
-    assert_eq!(sql(r#"{"field":"plan","op":"eq","value":"pro"}"#), r#"((l."attributes" ->> 'plan') = 'pro'::text)"#);
-    assert_eq!(sql(r#"{"field":"attributes.a.b","op":"eq","value":"x"}"#), r#"((l."attributes" -> 'a' ->> 'b') = 'x'::text)"#);
-    assert!(sql(r#"{"field":"attributes.n","op":"gt","value":3}"#).contains("jsonb_typeof((l.\"attributes\" -> 'n')) = 'number'"));
-    assert_eq!(sql(r#"{"field":"attributes","op":"contains","value":{"a":1}}"#), r#"(l."attributes" @> '{"a":1}'::jsonb)"#);
+    assert_eq!(
+        sql(r#"{"field":"plan","op":"eq","value":"pro"}"#),
+        r#"((l."attributes" ->> 'plan') = 'pro'::text)"#
+    );
+    assert_eq!(
+        sql(r#"{"field":"attributes.a.b","op":"eq","value":"x"}"#),
+        r#"((l."attributes" -> 'a' ->> 'b') = 'x'::text)"#
+    );
+    assert!(sql(r#"{"field":"attributes.n","op":"gt","value":3}"#)
+        .contains("jsonb_typeof((l.\"attributes\" -> 'n')) = 'number'"));
+    assert_eq!(
+        sql(r#"{"field":"attributes","op":"contains","value":{"a":1}}"#),
+        r#"(l."attributes" @> '{"a":1}'::jsonb)"#
+    );
 }
 
 #[test]
@@ -117,15 +192,29 @@ fn groups_and_not() {
         sql(r#"{"any":[{"field":"vip","op":"eq","value":true},{"not":{"field":"score","op":"lt","value":5}}]}"#),
         r#"((l."vip" = true) OR ((l."score" < '5'::bigint) IS NOT TRUE))"#
     );
-    let c = compile(&Rule::parse_text(r#"{"field":"vip","op":"eq","value":true}"#).unwrap(), Kind::Lead, &cat()).unwrap();
+    let c = compile(
+        &Rule::parse_text(r#"{"field":"vip","op":"eq","value":true}"#).unwrap(),
+        Kind::Lead,
+        &cat(),
+    )
+    .unwrap();
     assert_eq!(c.public_sql(), r#"COALESCE((l."vip" = true), false)"#);
 }
 
 #[test]
 fn levels_compile_to_ranges() {
-    assert_eq!(sql(r#"{"level":"engagement","op":"gte","value":"Warm"}"#), r#"(l."score" >= '25'::bigint)"#);
-    assert_eq!(sql(r#"{"level":"engagement","op":"eq","value":"Warm"}"#), r#"(l."score" >= '25'::bigint AND l."score" < '50'::bigint)"#);
-    assert_eq!(sql(r#"{"level":"engagement","op":"lt","value":"Warm"}"#), r#"(l."score" >= '0'::bigint AND l."score" < '25'::bigint)"#);
+    assert_eq!(
+        sql(r#"{"level":"engagement","op":"gte","value":"Warm"}"#),
+        r#"(l."score" >= '25'::bigint)"#
+    );
+    assert_eq!(
+        sql(r#"{"level":"engagement","op":"eq","value":"Warm"}"#),
+        r#"(l."score" >= '25'::bigint AND l."score" < '50'::bigint)"#
+    );
+    assert_eq!(
+        sql(r#"{"level":"engagement","op":"lt","value":"Warm"}"#),
+        r#"(l."score" >= '0'::bigint AND l."score" < '25'::bigint)"#
+    );
     assert_eq!(sql(r#"{"level":"engagement","op":"gt","value":"On Fire"}"#), "false");
     assert_eq!(
         sql(r#"{"level":"engagement","op":"in","value":["Cold","Hot"]}"#),
@@ -146,10 +235,13 @@ fn account_event_and_leads_conditions() {
         r#"EXISTS (SELECT 1 FROM "public"."accounts" AS a_1 WHERE a_1."id" = l."account_id" AND (a_1."industry" = 'SaaS'::text))"#
     );
     assert_eq!(
-        sql(r#"{"event":{"type":"page_view","within":"7 days","where":{"field":"metadata.url","op":"contains","value":"/pricing"},"count":{"op":"gte","value":3}}}"#),
+        sql(
+            r#"{"event":{"type":"page_view","within":"7 days","where":{"field":"metadata.url","op":"contains","value":"/pricing"},"count":{"op":"gte","value":3}}}"#
+        ),
         r#"((SELECT pg_catalog.count(*) FROM "app"."events" AS e_1 WHERE e_1."lead_id" = l."id" AND e_1."type" IN ('page_view'::text) AND e_1."occurred_at" >= (pg_catalog.now() - '7 days'::interval) AND ((e_1."metadata" ->> 'url') ILIKE '%/pricing%'::text)) >= 3)"#
     );
-    assert!(sql(r#"{"event":{"type":"x","count":{"op":"eq","value":0}}}"#).starts_with("(NOT EXISTS (SELECT 1 FROM \"app\".\"events\""));
+    assert!(sql(r#"{"event":{"type":"x","count":{"op":"eq","value":0}}}"#)
+        .starts_with("(NOT EXISTS (SELECT 1 FROM \"app\".\"events\""));
     let c = compile(
         &Rule::parse_text(r#"{"leads":{"where":{"event":{"type":"demo"}},"count":{"op":"gte","value":2}}}"#).unwrap(),
         Kind::Account,
@@ -168,19 +260,50 @@ fn account_event_and_leads_conditions() {
 fn compile_errors() {
     let e = err(r#"{"field":"countyr","op":"eq","value":"US"}"#, Kind::Lead);
     assert_eq!(e.code, SqlState::UndefinedColumn);
-    assert!(e.message.starts_with("invalid rule at $.field: unknown field \"countyr\""), "{}", e.message);
+    assert!(
+        e.message
+            .starts_with("invalid rule at $.field: unknown field \"countyr\""),
+        "{}",
+        e.message
+    );
     assert_eq!(e.hint.as_deref(), Some("did you mean \"country\"?"));
     let e = err(r#"{"all":[{"field":"score","op":"eq","value":"5"}]}"#, Kind::Lead);
     assert_eq!(e.code, SqlState::DatatypeMismatch);
     assert!(e.message.contains("$.all[0].value"), "{}", e.message);
-    assert_eq!(err(r#"{"field":"score","op":"contains","value":"5"}"#, Kind::Lead).code, SqlState::DatatypeMismatch);
-    assert_eq!(err(r#"{"field":"country.x","op":"eq","value":"5"}"#, Kind::Lead).code, SqlState::DatatypeMismatch);
-    assert_eq!(err(r#"{"field":"attributes.x","op":"before","value":"2024-01-01"}"#, Kind::Lead).code, SqlState::DatatypeMismatch);
+    assert_eq!(
+        err(r#"{"field":"score","op":"contains","value":"5"}"#, Kind::Lead).code,
+        SqlState::DatatypeMismatch
+    );
+    assert_eq!(
+        err(r#"{"field":"country.x","op":"eq","value":"5"}"#, Kind::Lead).code,
+        SqlState::DatatypeMismatch
+    );
+    assert_eq!(
+        err(
+            r#"{"field":"attributes.x","op":"before","value":"2024-01-01"}"#,
+            Kind::Lead
+        )
+        .code,
+        SqlState::DatatypeMismatch
+    );
     assert_eq!(err(r#"{"leads":{}}"#, Kind::Lead).code, SqlState::InvalidParameterValue);
-    assert_eq!(err(r#"{"event":{}}"#, Kind::Account).code, SqlState::InvalidParameterValue);
-    assert_eq!(err(r#"{"account":{"account":{}}}"#.replace("{}", r#"{"all":[]}"#).as_str(), Kind::Lead).code, SqlState::InvalidParameterValue);
+    assert_eq!(
+        err(r#"{"event":{}}"#, Kind::Account).code,
+        SqlState::InvalidParameterValue
+    );
+    assert_eq!(
+        err(
+            r#"{"account":{"account":{}}}"#.replace("{}", r#"{"all":[]}"#).as_str(),
+            Kind::Lead
+        )
+        .code,
+        SqlState::InvalidParameterValue
+    );
     assert_eq!(err(r#"{"segment":"nope"}"#, Kind::Lead).code, SqlState::UndefinedObject);
-    assert_eq!(err(r#"{"segment":"us"}"#, Kind::Account).code, SqlState::InvalidParameterValue);
+    assert_eq!(
+        err(r#"{"segment":"us"}"#, Kind::Account).code,
+        SqlState::InvalidParameterValue
+    );
     let e = err(r#"{"segment":"loop_a"}"#, Kind::Lead);
     assert_eq!(e.code, SqlState::InvalidObjectDefinition);
     assert!(e.message.contains("loop_a -> loop_b -> loop_a"), "{}", e.message);
@@ -201,8 +324,14 @@ fn hostile_input_stays_inside_literals_and_identifiers() {
         sql(r#"{"field":"country","op":"eq","value":"x'); DROP TABLE leads; --"}"#),
         r#"(l."country" = 'x''); DROP TABLE leads; --'::text)"#
     );
-    assert_eq!(sql(r#"{"field":"country","op":"eq","value":"a\\'b"}"#), r#"(l."country" = E'a\\''b'::text)"#);
-    assert_eq!(sql(r#"{"field":"we\"ird","op":"is_set"}"#), r#"(l."we""ird" IS NOT NULL)"#);
+    assert_eq!(
+        sql(r#"{"field":"country","op":"eq","value":"a\\'b"}"#),
+        r#"(l."country" = E'a\\''b'::text)"#
+    );
+    assert_eq!(
+        sql(r#"{"field":"we\"ird","op":"is_set"}"#),
+        r#"(l."we""ird" IS NOT NULL)"#
+    );
     assert_eq!(
         sql(r#"{"field":"attributes.x'y;--","op":"eq","value":"$$"}"#),
         r#"((l."attributes" ->> 'x''y;--') = '$$'::text)"#
@@ -215,15 +344,28 @@ mod maintenance {
 
     fn plan(id: i64, kind: Kind, rule: &str) -> SegmentPlan {
         let c = compile(&Rule::parse_text(rule).unwrap(), kind, &cat()).unwrap();
-        SegmentPlan { id, kind, sql: c.sql, reads: c.reads }
+        SegmentPlan {
+            id,
+            kind,
+            sql: c.sql,
+            reads: c.reads,
+        }
     }
 
     fn plans() -> Vec<SegmentPlan> {
         vec![
             plan(1, Kind::Lead, r#"{"field":"country","op":"eq","value":"US"}"#),
             plan(2, Kind::Lead, r#"{"field":"score","op":"gt","value":50}"#),
-            plan(3, Kind::Account, r#"{"leads":{"where":{"field":"vip","op":"eq","value":true},"count":{"op":"gte","value":2}}}"#),
-            plan(4, Kind::Lead, r#"{"account":{"field":"industry","op":"eq","value":"SaaS"}}"#),
+            plan(
+                3,
+                Kind::Account,
+                r#"{"leads":{"where":{"field":"vip","op":"eq","value":true},"count":{"op":"gte","value":2}}}"#,
+            ),
+            plan(
+                4,
+                Kind::Lead,
+                r#"{"account":{"field":"industry","op":"eq","value":"SaaS"}}"#,
+            ),
             plan(5, Kind::Lead, r#"{"event":{"type":"demo","within":"7 days"}}"#),
         ]
     }
@@ -234,22 +376,39 @@ mod maintenance {
         assert_eq!(cols, vec!["account_id", "country", "id", "score", "vip"]);
         assert!(!cols.contains(&"last_seen_at".to_string()));
         assert_eq!(update_columns(&cat(), &plans(), Kind::Account), vec!["id", "industry"]);
-        assert_eq!(update_columns(&cat(), &plans(), Kind::Event), vec!["lead_id", "occurred_at", "type"]);
+        assert_eq!(
+            update_columns(&cat(), &plans(), Kind::Event),
+            vec!["lead_id", "occurred_at", "type"]
+        );
     }
 
     #[test]
     fn update_body_checks_only_the_columns_each_segment_reads() {
         let specs = maintenance(&cat(), &plans());
-        let upd = specs.iter().find(|s| s.table == Kind::Lead && s.op == TrigOp::Update).unwrap();
+        let upd = specs
+            .iter()
+            .find(|s| s.table == Kind::Lead && s.op == TrigOp::Update)
+            .unwrap();
         // one capture trigger per read column; the statement pass reads what they captured
-        assert!(upd.capture.contains(&("country".to_string(), 1, false)), "{:?}", upd.capture);
+        assert!(
+            upd.capture.contains(&("country".to_string(), 1, false)),
+            "{:?}",
+            upd.capture
+        );
         assert!(upd.capture.contains(&("score".to_string(), 3, false)));
         assert!(!upd.capture.iter().any(|c| c.0 == "last_seen_at"));
         assert!(upd.body.contains("FROM kenbun._pending('lead') AS p"), "{}", upd.body);
-        assert!(upd.body.contains("(p.k_new IS DISTINCT FROM p.k_old OR 1 = ANY (p.cols)) AS f_1"));
+        assert!(upd
+            .body
+            .contains("(p.k_new IS DISTINCT FROM p.k_old OR 1 = ANY (p.cols)) AS f_1"));
         assert!(!upd.body.contains("last_seen_at"));
         // segment 1 is a candidate only where country changed (flag f_1: account_id=f_0, country=f_1, id=f_2 …)
-        assert!(upd.body.contains("WHERE (ch.f_1)) AS q(x), pg_catalog.unnest('{1}'::bigint[])"), "{}", upd.body);
+        assert!(
+            upd.body
+                .contains("WHERE (ch.f_1)) AS q(x), pg_catalog.unnest('{1}'::bigint[])"),
+            "{}",
+            upd.body
+        );
         // the account segment is reached through the lead's old and new account
         assert!(upd.body.contains("(VALUES (ch.a_new), (ch.a_old))"));
         assert!(upd.body.contains("kenbun.account_members"));
@@ -263,16 +422,25 @@ mod maintenance {
     fn tables_no_segment_reads_get_an_empty_body() {
         let only_country = vec![plan(1, Kind::Lead, r#"{"field":"country","op":"eq","value":"US"}"#)];
         let specs = maintenance(&cat(), &only_country);
-        let ev = specs.iter().find(|s| s.table == Kind::Event && s.op == TrigOp::Insert).unwrap();
+        let ev = specs
+            .iter()
+            .find(|s| s.table == Kind::Event && s.op == TrigOp::Insert)
+            .unwrap();
         assert_eq!(ev.body, "BEGIN\n  RETURN NULL;\nEND");
-        let ins = specs.iter().find(|s| s.table == Kind::Lead && s.op == TrigOp::Insert).unwrap();
+        let ins = specs
+            .iter()
+            .find(|s| s.table == Kind::Lead && s.op == TrigOp::Insert)
+            .unwrap();
         assert!(ins.body.contains("should_l"));
     }
 
     #[test]
     fn event_changes_reach_lead_and_account_segments() {
         let specs = maintenance(&cat(), &plans());
-        let ins = specs.iter().find(|s| s.table == Kind::Event && s.op == TrigOp::Insert).unwrap();
+        let ins = specs
+            .iter()
+            .find(|s| s.table == Kind::Event && s.op == TrigOp::Insert)
+            .unwrap();
         assert!(ins.body.contains("pg_catalog.unnest('{5}'::bigint[])"), "{}", ins.body);
         assert!(!ins.body.contains("'{1}'"));
     }

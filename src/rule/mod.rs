@@ -137,9 +137,16 @@ impl CountOp {
         }
     }
     fn from_name(s: &str) -> Option<CountOp> {
-        [CountOp::Eq, CountOp::Neq, CountOp::Gt, CountOp::Gte, CountOp::Lt, CountOp::Lte]
-            .into_iter()
-            .find(|o| o.name() == s)
+        [
+            CountOp::Eq,
+            CountOp::Neq,
+            CountOp::Gt,
+            CountOp::Gte,
+            CountOp::Lt,
+            CountOp::Lte,
+        ]
+        .into_iter()
+        .find(|o| o.name() == s)
     }
 }
 
@@ -151,18 +158,27 @@ pub struct Count {
 
 impl Default for Count {
     fn default() -> Self {
-        Count { op: CountOp::Gte, value: 1 }
+        Count {
+            op: CountOp::Gte,
+            value: 1,
+        }
     }
 }
 
 impl Count {
     /// True when the count condition means "at least one".
     pub fn is_exists(&self) -> bool {
-        matches!((self.op, self.value), (CountOp::Gte, 1) | (CountOp::Gt, 0) | (CountOp::Neq, 0))
+        matches!(
+            (self.op, self.value),
+            (CountOp::Gte, 1) | (CountOp::Gt, 0) | (CountOp::Neq, 0)
+        )
     }
     /// True when the count condition means "none".
     pub fn is_not_exists(&self) -> bool {
-        matches!((self.op, self.value), (CountOp::Eq, 0) | (CountOp::Lt, 1) | (CountOp::Lte, 0))
+        matches!(
+            (self.op, self.value),
+            (CountOp::Eq, 0) | (CountOp::Lt, 1) | (CountOp::Lte, 0)
+        )
     }
 }
 
@@ -203,7 +219,9 @@ impl LevelOp {
     }
     fn from_name(s: &str) -> Option<LevelOp> {
         use LevelOp::*;
-        [Eq, Neq, Gt, Gte, Lt, Lte, In, NotIn].into_iter().find(|o| o.name() == s)
+        [Eq, Neq, Gt, Gte, Lt, Lte, In, NotIn]
+            .into_iter()
+            .find(|o| o.name() == s)
     }
 }
 
@@ -264,7 +282,9 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-const RULE_KEYS: &[&str] = &["all", "any", "not", "field", "level", "account", "event", "leads", "segment"];
+const RULE_KEYS: &[&str] = &[
+    "all", "any", "not", "field", "level", "account", "event", "leads", "segment",
+];
 
 struct Parser {
     nodes: usize,
@@ -431,13 +451,17 @@ impl Parser {
                 if let Some(h) = unknown.and_then(|k| did_you_mean(k, RULE_KEYS.iter().copied())) {
                     e = e.hint(h);
                 } else {
-                    e = e.hint("a rule object has one of the keys all, any, not, field, level, account, event, leads, segment");
+                    e = e.hint(
+                        "a rule object has one of the keys all, any, not, field, level, account, event, leads, segment",
+                    );
                 }
                 return Err(e);
             }
             [a, b, ..] => {
-                return Err(invalid(path, format!("a rule object cannot have both \"{a}\" and \"{b}\""))
-                    .hint("combine conditions with {\"all\":[…]} or {\"any\":[…]}"))
+                return Err(
+                    invalid(path, format!("a rule object cannot have both \"{a}\" and \"{b}\""))
+                        .hint("combine conditions with {\"all\":[…]} or {\"any\":[…]}"),
+                )
             }
         };
         let allowed: &[&str] = match kind {
@@ -450,15 +474,22 @@ impl Parser {
         match kind {
             "all" | "any" => {
                 let p = sub(kind);
-                let arr = obj[kind]
-                    .as_array()
-                    .ok_or_else(|| invalid(&p, format!("expected an array of rules, found {}", type_name(&obj[kind]))))?;
+                let arr = obj[kind].as_array().ok_or_else(|| {
+                    invalid(
+                        &p,
+                        format!("expected an array of rules, found {}", type_name(&obj[kind])),
+                    )
+                })?;
                 let items = arr
                     .iter()
                     .enumerate()
                     .map(|(i, r)| self.rule(r, &format!("{p}[{i}]"), depth + 1))
                     .collect::<Result<Vec<_>>>()?;
-                Ok(if kind == "all" { Rule::All(items) } else { Rule::Any(items) })
+                Ok(if kind == "all" {
+                    Rule::All(items)
+                } else {
+                    Rule::Any(items)
+                })
             }
             "not" => Ok(Rule::Not(Box::new(self.rule(&obj["not"], &sub("not"), depth + 1)?))),
             "account" => Ok(Rule::Account(
@@ -467,7 +498,10 @@ impl Parser {
             )),
             "segment" => match &obj["segment"] {
                 Value::String(s) if !s.is_empty() => Ok(Rule::Segment(s.clone(), path.to_string())),
-                other => Err(invalid(&sub("segment"), format!("expected a segment name, found {}", type_name(other)))),
+                other => Err(invalid(
+                    &sub("segment"),
+                    format!("expected a segment name, found {}", type_name(other)),
+                )),
             },
             "field" => self.field(obj, path),
             "level" => self.level(obj, path),
@@ -481,7 +515,10 @@ impl Parser {
         let field = match &obj["field"] {
             Value::String(s) if !s.is_empty() => s.clone(),
             other => {
-                return Err(invalid(&format!("{path}.field"), format!("expected a field name, found {}", type_name(other))))
+                return Err(invalid(
+                    &format!("{path}.field"),
+                    format!("expected a field name, found {}", type_name(other)),
+                ))
             }
         };
         let op_path = format!("{path}.op");
@@ -496,20 +533,33 @@ impl Parser {
                     )),
                 }
             })?,
-            Some(other) => return Err(invalid(&op_path, format!("expected an operator name, found {}", type_name(other)))),
+            Some(other) => {
+                return Err(invalid(
+                    &op_path,
+                    format!("expected an operator name, found {}", type_name(other)),
+                ))
+            }
             None => return Err(invalid(path, "missing key \"op\"")),
         };
         let vpath = format!("{path}.value");
         let value = obj.get("value");
         check_value_shape(op, value, &vpath, path)?;
-        Ok(Rule::Field(FieldCond { field, op, value: value.cloned(), path: path.to_string() }))
+        Ok(Rule::Field(FieldCond {
+            field,
+            op,
+            value: value.cloned(),
+            path: path.to_string(),
+        }))
     }
 
     fn level(&mut self, obj: &Map<String, Value>, path: &str) -> Result<Rule> {
         let level = match &obj["level"] {
             Value::String(s) if !s.is_empty() => s.clone(),
             other => {
-                return Err(invalid(&format!("{path}.level"), format!("expected a level name, found {}", type_name(other))))
+                return Err(invalid(
+                    &format!("{path}.level"),
+                    format!("expected a level name, found {}", type_name(other)),
+                ))
             }
         };
         let op_path = format!("{path}.op");
@@ -518,7 +568,12 @@ impl Parser {
                 invalid(&op_path, format!("unknown level operator \"{s}\""))
                     .hint("level operators are eq neq gt gte lt lte in not_in")
             })?,
-            Some(other) => return Err(invalid(&op_path, format!("expected an operator name, found {}", type_name(other)))),
+            Some(other) => {
+                return Err(invalid(
+                    &op_path,
+                    format!("expected an operator name, found {}", type_name(other)),
+                ))
+            }
             None => return Err(invalid(path, "missing key \"op\"")),
         };
         let vpath = format!("{path}.value");
@@ -531,37 +586,70 @@ impl Parser {
                     .enumerate()
                     .map(|(i, t)| match t {
                         Value::String(s) => Ok(s.clone()),
-                        other => Err(invalid(&format!("{vpath}[{i}]"), format!("expected a tier name, found {}", type_name(other)))),
+                        other => Err(invalid(
+                            &format!("{vpath}[{i}]"),
+                            format!("expected a tier name, found {}", type_name(other)),
+                        )),
                     })
                     .collect::<Result<Vec<_>>>()?
             }
             (LevelOp::In | LevelOp::NotIn, Some(other)) => {
-                return Err(invalid(&vpath, format!("expected an array of tier names, found {}", type_name(other))))
+                return Err(invalid(
+                    &vpath,
+                    format!("expected an array of tier names, found {}", type_name(other)),
+                ))
             }
             (_, Some(Value::String(s))) => vec![s.clone()],
-            (_, Some(other)) => return Err(invalid(&vpath, format!("expected a tier name, found {}", type_name(other)))),
+            (_, Some(other)) => {
+                return Err(invalid(
+                    &vpath,
+                    format!("expected a tier name, found {}", type_name(other)),
+                ))
+            }
             (_, None) => return Err(invalid(path, "missing key \"value\"")),
         };
-        Ok(Rule::Level(LevelCond { level, op, tiers, path: path.to_string() }))
+        Ok(Rule::Level(LevelCond {
+            level,
+            op,
+            tiers,
+            path: path.to_string(),
+        }))
     }
 
     fn count(&self, v: &Value, path: &str) -> Result<Count> {
-        let obj = v
-            .as_object()
-            .ok_or_else(|| invalid(path, format!("expected {{\"op\":…,\"value\":…}}, found {}", type_name(v))))?;
+        let obj = v.as_object().ok_or_else(|| {
+            invalid(
+                path,
+                format!("expected {{\"op\":…,\"value\":…}}, found {}", type_name(v)),
+            )
+        })?;
         check_keys(obj, &["op", "value"], path)?;
         let op = match obj.get("op") {
             Some(Value::String(s)) => CountOp::from_name(s).ok_or_else(|| {
-                invalid(&format!("{path}.op"), format!("unknown count operator \"{s}\"")).hint("count operators are eq neq gt gte lt lte")
+                invalid(&format!("{path}.op"), format!("unknown count operator \"{s}\""))
+                    .hint("count operators are eq neq gt gte lt lte")
             })?,
-            Some(other) => return Err(invalid(&format!("{path}.op"), format!("expected an operator name, found {}", type_name(other)))),
+            Some(other) => {
+                return Err(invalid(
+                    &format!("{path}.op"),
+                    format!("expected an operator name, found {}", type_name(other)),
+                ))
+            }
             None => return Err(invalid(path, "missing key \"op\"")),
         };
         let value = match obj.get("value") {
             Some(Value::Number(n)) => n.as_i64().filter(|v| *v >= 0).ok_or_else(|| {
-                invalid(&format!("{path}.value"), format!("expected a non-negative integer, found {n}"))
+                invalid(
+                    &format!("{path}.value"),
+                    format!("expected a non-negative integer, found {n}"),
+                )
             })?,
-            Some(other) => return Err(invalid(&format!("{path}.value"), format!("expected a non-negative integer, found {}", type_name(other)))),
+            Some(other) => {
+                return Err(invalid(
+                    &format!("{path}.value"),
+                    format!("expected a non-negative integer, found {}", type_name(other)),
+                ))
+            }
             None => return Err(invalid(path, "missing key \"value\"")),
         };
         Ok(Count { op, value })
@@ -584,13 +672,19 @@ impl Parser {
                     .enumerate()
                     .map(|(i, t)| match t {
                         Value::String(s) => Ok(s.clone()),
-                        other => Err(invalid(&format!("{path}.type[{i}]"), format!("expected an event type, found {}", type_name(other)))),
+                        other => Err(invalid(
+                            &format!("{path}.type[{i}]"),
+                            format!("expected an event type, found {}", type_name(other)),
+                        )),
                     })
                     .collect::<Result<Vec<_>>>()?;
                 (t, true)
             }
             Some(other) => {
-                return Err(invalid(&format!("{path}.type"), format!("expected a string or an array of strings, found {}", type_name(other))))
+                return Err(invalid(
+                    &format!("{path}.type"),
+                    format!("expected a string or an array of strings, found {}", type_name(other)),
+                ))
             }
         };
         let filter = match obj.get("where") {
@@ -606,13 +700,26 @@ impl Parser {
                 })?;
                 Some(s.trim().to_string())
             }
-            Some(other) => return Err(invalid(&format!("{path}.within"), format!("expected an interval such as \"30 days\", found {}", type_name(other)))),
+            Some(other) => {
+                return Err(invalid(
+                    &format!("{path}.within"),
+                    format!("expected an interval such as \"30 days\", found {}", type_name(other)),
+                ))
+            }
         };
         let (count, count_given) = match obj.get("count") {
             Some(c) => (self.count(c, &format!("{path}.count"))?, true),
             None => (Count::default(), false),
         };
-        Ok(Rule::Event(EventCond { types, types_is_array, filter, within, count, count_given, path: rule_path.to_string() }))
+        Ok(Rule::Event(EventCond {
+            types,
+            types_is_array,
+            filter,
+            within,
+            count,
+            count_given,
+            path: rule_path.to_string(),
+        }))
     }
 
     fn leads(&mut self, v: &Value, path: &str, rule_path: &str, depth: usize) -> Result<Rule> {
@@ -628,7 +735,12 @@ impl Parser {
             Some(c) => (self.count(c, &format!("{path}.count"))?, true),
             None => (Count::default(), false),
         };
-        Ok(Rule::Leads(LeadsCond { filter, count, count_given, path: rule_path.to_string() }))
+        Ok(Rule::Leads(LeadsCond {
+            filter,
+            count,
+            count_given,
+            path: rule_path.to_string(),
+        }))
     }
 }
 
@@ -677,7 +789,10 @@ fn check_value_shape(op: Op, value: Option<&Value>, vpath: &str, path: &str) -> 
                     }
                 }
                 _ => {
-                    return Err(invalid(vpath, format!("\"between\" takes [low, high], found {}", describe(v))))
+                    return Err(invalid(
+                        vpath,
+                        format!("\"between\" takes [low, high], found {}", describe(v)),
+                    ))
                 }
             }
         }
@@ -691,22 +806,34 @@ fn check_value_shape(op: Op, value: Option<&Value>, vpath: &str, path: &str) -> 
                 Value::Array(a) => {
                     for (i, x) in a.iter().enumerate() {
                         if !is_scalar(x) {
-                            return Err(invalid(&format!("{vpath}[{i}]"), format!("expected a string, number or boolean, found {}", type_name(x))));
+                            return Err(invalid(
+                                &format!("{vpath}[{i}]"),
+                                format!("expected a string, number or boolean, found {}", type_name(x)),
+                            ));
                         }
                         if type_name(x) != type_name(&a[0]) {
-                            return Err(invalid(&format!("{vpath}[{i}]"), "all values of the list must have the same type"));
+                            return Err(invalid(
+                                &format!("{vpath}[{i}]"),
+                                "all values of the list must have the same type",
+                            ));
                         }
                     }
                 }
                 other => {
-                    return Err(invalid(vpath, format!("\"{}\" takes an array of values, found {}", op.name(), type_name(other))))
+                    return Err(invalid(
+                        vpath,
+                        format!("\"{}\" takes an array of values, found {}", op.name(), type_name(other)),
+                    ))
                 }
             }
         }
         Op::WithinLast | Op::NotWithinLast => {
             let v = value.ok_or_else(|| need("an interval such as \"30 days\""))?;
             let s = v.as_str().ok_or_else(|| {
-                invalid(vpath, format!("expected an interval such as \"30 days\", found {}", type_name(v)))
+                invalid(
+                    vpath,
+                    format!("expected an interval such as \"30 days\", found {}", type_name(v)),
+                )
             })?;
             parse_interval(s).map_err(|m| {
                 KenbunError::at(SqlState::InvalidDatetimeFormat, vpath, m)
@@ -716,7 +843,13 @@ fn check_value_shape(op: Op, value: Option<&Value>, vpath: &str, path: &str) -> 
         Op::Before | Op::After => {
             let v = value.ok_or_else(|| need("an ISO date or timestamp"))?;
             let s = v.as_str().ok_or_else(|| {
-                invalid(vpath, format!("expected an ISO date or timestamp such as \"2024-01-31\", found {}", type_name(v)))
+                invalid(
+                    vpath,
+                    format!(
+                        "expected an ISO date or timestamp such as \"2024-01-31\", found {}",
+                        type_name(v)
+                    ),
+                )
             })?;
             if !is_iso_datetime(s) {
                 return Err(KenbunError::at(
@@ -730,14 +863,20 @@ fn check_value_shape(op: Op, value: Option<&Value>, vpath: &str, path: &str) -> 
         Op::Matches | Op::StartsWith | Op::EndsWith => {
             let v = value.ok_or_else(|| need("a string"))?;
             if !v.is_string() {
-                return Err(invalid(vpath, format!("\"{}\" takes a string, found {}", op.name(), type_name(v))));
+                return Err(invalid(
+                    vpath,
+                    format!("\"{}\" takes a string, found {}", op.name(), type_name(v)),
+                ));
             }
         }
         Op::Contains | Op::NotContains => {
             // a string for text fields, an object or array for jsonb containment
             let v = value.ok_or_else(|| need("a string"))?;
             if matches!(v, Value::Null | Value::Bool(_) | Value::Number(_)) {
-                return Err(invalid(vpath, format!("\"{}\" takes a string, found {}", op.name(), type_name(v))));
+                return Err(invalid(
+                    vpath,
+                    format!("\"{}\" takes a string, found {}", op.name(), type_name(v)),
+                ));
             }
         }
         Op::Eq | Op::Neq | Op::Gt | Op::Gte | Op::Lt | Op::Lte => {
@@ -749,7 +888,10 @@ fn check_value_shape(op: Op, value: Option<&Value>, vpath: &str, path: &str) -> 
                 )));
             }
             if !is_scalar(v) && !(matches!(op, Op::Eq | Op::Neq)) {
-                return Err(invalid(vpath, format!("expected a string, number or boolean, found {}", type_name(v))));
+                return Err(invalid(
+                    vpath,
+                    format!("expected a string, number or boolean, found {}", type_name(v)),
+                ));
             }
         }
     }

@@ -3,9 +3,34 @@
 //! never fails later at execution.
 
 const UNITS: &[&str] = &[
-    "microsecond", "microseconds", "millisecond", "milliseconds", "second", "seconds", "sec", "secs",
-    "minute", "minutes", "min", "mins", "hour", "hours", "hr", "hrs", "day", "days", "week", "weeks",
-    "month", "months", "mon", "mons", "year", "years", "yr", "yrs",
+    "microsecond",
+    "microseconds",
+    "millisecond",
+    "milliseconds",
+    "second",
+    "seconds",
+    "sec",
+    "secs",
+    "minute",
+    "minutes",
+    "min",
+    "mins",
+    "hour",
+    "hours",
+    "hr",
+    "hrs",
+    "day",
+    "days",
+    "week",
+    "weeks",
+    "month",
+    "months",
+    "mon",
+    "mons",
+    "year",
+    "years",
+    "yr",
+    "yrs",
 ];
 
 /// Accepts "30 days", "1 day 12 hours", "2.5 hours", "90 minutes". Returns an error message otherwise.
@@ -18,7 +43,9 @@ pub fn parse_interval(s: &str) -> Result<(), String> {
         return Err("the interval is too long".into());
     }
     if words.len() % 2 != 0 {
-        return Err(format!("\"{s}\" is not an interval: expected pairs of a number and a unit"));
+        return Err(format!(
+            "\"{s}\" is not an interval: expected pairs of a number and a unit"
+        ));
     }
     for pair in words.chunks(2) {
         let (n, unit) = (pair[0], pair[1]);
@@ -28,7 +55,9 @@ pub fn parse_interval(s: &str) -> Result<(), String> {
             && n.chars().any(|c| c.is_ascii_digit())
             && n.len() <= 12;
         if !numeric {
-            return Err(format!("\"{s}\" is not an interval: \"{n}\" is not a non-negative number"));
+            return Err(format!(
+                "\"{s}\" is not an interval: \"{n}\" is not a non-negative number"
+            ));
         }
         if !UNITS.contains(&unit.to_ascii_lowercase().as_str()) {
             return Err(format!("\"{s}\" is not an interval: unknown unit \"{unit}\""));
@@ -47,8 +76,11 @@ fn digits(s: &[u8], n: usize) -> Option<u32> {
 /// Is the text an ISO 8601 date (`2024-01-31`) or timestamp (`2024-01-31T12:00`, `…:00Z`, `…+02:00`)?
 pub fn is_iso_datetime(s: &str) -> bool {
     let b = s.as_bytes();
-    let (Some(y), Some(m), Some(d)) = (digits(b, 4), b.get(5..).and_then(|r| digits(r, 2)), b.get(8..).and_then(|r| digits(r, 2)))
-    else {
+    let (Some(y), Some(m), Some(d)) = (
+        digits(b, 4),
+        b.get(5..).and_then(|r| digits(r, 2)),
+        b.get(8..).and_then(|r| digits(r, 2)),
+    ) else {
         return false;
     };
     if b[4] != b'-' || b[7] != b'-' || !(1..=9999).contains(&y) || !(1..=12).contains(&m) {
