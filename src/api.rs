@@ -70,7 +70,7 @@ impl segment_rule {
     fn from_text(s: &str) -> segment_rule {
         segment_rule(Rule::parse_text(s).or_raise().to_canonical_string())
     }
-    fn rule(&self) -> Rule {
+    pub fn rule(&self) -> Rule {
         Rule::parse_text(&self.0).or_raise()
     }
 }

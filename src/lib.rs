@@ -6,6 +6,7 @@ pub mod compile;
 pub mod error;
 pub mod rule;
 
+mod analysis;
 mod api;
 mod maintain;
 

@@ -1,5 +1,6 @@
 //! Rule → SQL. The only place in kenbun that writes SQL text about user data. Identifiers come from
 //! the catalog and are always quoted; values become quoted, typed literals.
+pub mod analyze;
 pub mod catalog;
 pub mod maintain;
 pub mod sql;
@@ -75,6 +76,20 @@ fn compile_with_stack(rule: &Rule, kind: Kind, cat: &Catalog, stack: Vec<String>
     let mut out = cx.out;
     out.sql = sql;
     Ok(out)
+}
+
+/// A field as a text expression over `root_alias(kind)` (to list the values it takes).
+pub fn field_text_expr(kind: Kind, field: &str, cat: &Catalog) -> Result<String> {
+    let mut cx = Cx {
+        cat,
+        n: 0,
+        out: Compiled::default(),
+        stack: vec![],
+    };
+    Ok(match cx.resolve(kind, field, root_alias(kind), "$")? {
+        Resolved::Typed { sql, .. } => format!("({sql})::text"),
+        Resolved::JsonPath { text, .. } => text,
+    })
 }
 
 fn binding(cat: &Catalog, kind: Kind) -> Result<&Binding> {

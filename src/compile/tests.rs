@@ -452,3 +452,93 @@ mod maintenance {
         assert_eq!(dollar_tag("$kenbun$ $kenbun1$"), "$kenbun2$");
     }
 }
+
+mod analysis {
+    use super::*;
+    use crate::compile::analyze::{diagnose, lint};
+
+    fn findings(rule: &str) -> Vec<(String, String, String)> {
+        lint(&Rule::parse_text(rule).unwrap())
+            .into_iter()
+            .map(|f| (f.severity.to_string(), f.path, f.message))
+            .collect()
+    }
+
+    #[test]
+    fn lint_finds_contradictions_and_redundancy() {
+        let f = findings(r#"{"all":[{"field":"score","op":"gt","value":50},{"field":"score","op":"lt","value":10}]}"#);
+        assert!(
+            f.iter()
+                .any(|(s, p, m)| s == "error" && p == "$.all[1]" && m.starts_with("contradictory")),
+            "{f:?}"
+        );
+        let f =
+            findings(r#"{"all":[{"field":"score","op":"gte","value":10},{"field":"score","op":"gte","value":20}]}"#);
+        assert!(
+            f.iter()
+                .any(|(s, p, m)| s == "warning" && p == "$.all[0]" && m == "redundant: implied by $.all[1]"),
+            "{f:?}"
+        );
+        let f = findings(r#"{"any":[{"field":"a","op":"is_set"},{"field":"a","op":"is_set"}]}"#);
+        assert!(
+            f.iter()
+                .any(|(_, p, m)| p == "$.any[1]" && m.contains("the same condition as $.any[0]")),
+            "{f:?}"
+        );
+        // between and a compatible bound: neither contradictory nor redundant
+        let f = findings(
+            r#"{"all":[{"field":"score","op":"between","value":[10,60]},{"field":"score","op":"gt","value":50}]}"#,
+        );
+        assert!(!f.iter().any(|(s, _, _)| s == "error"), "{f:?}");
+        // conditions on different fields never contradict
+        let f = findings(r#"{"all":[{"field":"a","op":"gt","value":50},{"field":"b","op":"lt","value":10}]}"#);
+        assert!(f.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn lint_suggests_simpler_forms() {
+        let f = findings(r#"{"field":"email","op":"matches","value":"^acme"}"#);
+        assert!(
+            f.iter().any(|(s, _, m)| s == "info" && m.contains("starts_with")),
+            "{f:?}"
+        );
+        assert!(findings(r#"{"field":"email","op":"matches","value":"^ac.me"}"#).is_empty());
+        let f = findings(r#"{"field":"country","op":"in","value":["US"]}"#);
+        assert!(f.iter().any(|(_, _, m)| m.contains("\"eq\" says the same")), "{f:?}");
+        let f = findings(r#"{"event":{"type":"x","within":"7 days"}}"#);
+        assert!(f.iter().any(|(_, _, m)| m.starts_with("time window")), "{f:?}");
+        let f = findings(r#"{"all":[]}"#);
+        assert!(
+            f.iter()
+                .any(|(s, _, m)| s == "warning" && m == "the rule matches everyone"),
+            "{f:?}"
+        );
+        let f = findings(r#"{"not":{"not":{"field":"a","op":"is_set"}}}"#);
+        assert!(
+            f.iter().any(|(_, p, m)| p == "$" && m.starts_with("double negation")),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn diagnose_lists_conditions_with_their_group_prefix() {
+        let rule = Rule::parse_text(
+            r#"{"all":[{"field":"country","op":"eq","value":"US"},{"any":[{"field":"vip","op":"eq","value":true},{"field":"score","op":"gt","value":5}]}]}"#,
+        )
+        .unwrap();
+        let rows = diagnose(&rule, Kind::Lead, &cat()).unwrap();
+        let paths: Vec<&str> = rows.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec!["$", "$.all[0]", "$.all[1]", "$.all[1].any[0]", "$.all[1].any[1]"]
+        );
+        assert_eq!(rows[1].condition, r#"country eq "US""#);
+        assert_eq!(rows[1].alone, rows[1].with_previous);
+        assert_eq!(rows[2].with_previous, rows[0].alone);
+        assert_eq!(
+            rows[4].with_previous,
+            r#"((l."vip" = true) OR (l."score" > '5'::bigint))"#
+        );
+        assert!(rows[1].field.is_some() && rows[2].field.is_none());
+    }
+}

@@ -1,0 +1,354 @@
+-- kenbun: manage, analyze and troubleshoot segments from SQL.
+
+-- SQL selecting the members (column mid) of a saved segment: the membership table when active,
+-- else the rule evaluated now.
+CREATE FUNCTION kenbun._member_set(seg kenbun.segments)
+RETURNS text LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT seg.active THEN
+        RETURN kenbun._members_query(seg);
+    END IF;
+    RETURN format('SELECT m.%I AS mid FROM %s AS m WHERE m.segment_id = %s',
+                  CASE seg.kind WHEN 'lead' THEN 'lead_id' ELSE 'account_id' END,
+                  CASE seg.kind WHEN 'lead' THEN 'kenbun.lead_members' ELSE 'kenbun.account_members' END,
+                  seg.id);
+END $$;
+
+CREATE FUNCTION kenbun._same_kind(a kenbun.segments, b kenbun.segments)
+RETURNS void LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF a.kind <> b.kind THEN
+        RAISE EXCEPTION 'cannot compare % segment "%" with % segment "%"', a.kind, a.name, b.kind, b.name
+            USING ERRCODE = '22023', HINT = 'compare segments of the same kind';
+    END IF;
+END $$;
+
+CREATE FUNCTION kenbun._compare(x text, y text)
+RETURNS TABLE (only_a bigint, "both" bigint, only_b bigint, jaccard float8) LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN QUERY EXECUTE format($q$
+        SELECT pg_catalog.count(*) FILTER (WHERE y.mid IS NULL),
+               pg_catalog.count(*) FILTER (WHERE x.mid IS NOT NULL AND y.mid IS NOT NULL),
+               pg_catalog.count(*) FILTER (WHERE x.mid IS NULL),
+               CASE WHEN pg_catalog.count(*) = 0 THEN NULL
+                    ELSE (pg_catalog.count(*) FILTER (WHERE x.mid IS NOT NULL AND y.mid IS NOT NULL))::float8 / pg_catalog.count(*) END
+          FROM (%s) AS x FULL JOIN (%s) AS y ON x.mid = y.mid
+    $q$, x, y);
+END $$;
+
+CREATE FUNCTION kenbun._compare_members(x text, y text)
+RETURNS TABLE (member_id text, side text) LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN QUERY EXECUTE format($q$
+        SELECT COALESCE(x.mid, y.mid)::text,
+               CASE WHEN y.mid IS NULL THEN 'only_a' WHEN x.mid IS NULL THEN 'only_b' ELSE 'both' END
+          FROM (%s) AS x FULL JOIN (%s) AS y ON x.mid = y.mid
+         ORDER BY COALESCE(x.mid, y.mid)
+    $q$, x, y);
+END $$;
+
+CREATE FUNCTION kenbun.segment_compare(a text, b text)
+RETURNS TABLE (only_a bigint, "both" bigint, only_b bigint, jaccard float8) LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    sa kenbun.segments := kenbun._segment(a);
+    sb kenbun.segments := kenbun._segment(b);
+BEGIN
+    PERFORM kenbun._same_kind(sa, sb);
+    RETURN QUERY SELECT * FROM kenbun._compare(kenbun._member_set(sa), kenbun._member_set(sb));
+END $$;
+COMMENT ON FUNCTION kenbun.segment_compare(text, text) IS 'Overlap of two saved segments: members only in a, in both, only in b, and the Jaccard index (NULL when both are empty).';
+
+CREATE FUNCTION kenbun.segment_compare(a kenbun.segment_rule, b kenbun.segment_rule, kind text DEFAULT 'lead')
+RETURNS TABLE (only_a bigint, "both" bigint, only_b bigint, jaccard float8) LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN QUERY SELECT * FROM kenbun._compare(kenbun._rule_query(a, kind), kenbun._rule_query(b, kind));
+END $$;
+
+CREATE FUNCTION kenbun.segment_compare_members(a text, b text)
+RETURNS TABLE (member_id text, side text) LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    sa kenbun.segments := kenbun._segment(a);
+    sb kenbun.segments := kenbun._segment(b);
+BEGIN
+    PERFORM kenbun._same_kind(sa, sb);
+    RETURN QUERY SELECT * FROM kenbun._compare_members(kenbun._member_set(sa), kenbun._member_set(sb));
+END $$;
+COMMENT ON FUNCTION kenbun.segment_compare_members(text, text) IS 'Every member of either segment, with side only_a, both or only_b.';
+
+CREATE FUNCTION kenbun.segment_compare_members(a kenbun.segment_rule, b kenbun.segment_rule, kind text DEFAULT 'lead')
+RETURNS TABLE (member_id text, side text) LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN QUERY SELECT * FROM kenbun._compare_members(kenbun._rule_query(a, kind), kenbun._rule_query(b, kind));
+END $$;
+
+-- The bound table of a segment's kind, its key column and key type.
+CREATE FUNCTION kenbun._bound(kind text, OUT tbl regclass, OUT key name, OUT keytype text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    SELECT b.relid, b.key_column, pg_catalog.format_type(a.atttypid, NULL) INTO tbl, key, keytype
+      FROM kenbun.bindings b JOIN pg_catalog.pg_attribute a ON a.attrelid = b.relid AND a.attname = b.key_column
+     WHERE b.kind = _bound.kind;
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'no table is bound for kind "%"', kind USING ERRCODE = '55000';
+    END IF;
+END $$;
+
+CREATE FUNCTION kenbun.segment_members(name text, lim int DEFAULT 100, after text DEFAULT NULL)
+RETURNS TABLE (member_id text, entered_at timestamptz, member jsonb) LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    seg kenbun.segments := kenbun._segment(name);
+    b record := kenbun._bound(seg.kind);
+BEGIN
+    IF lim IS NULL OR lim < 0 THEN
+        RAISE EXCEPTION 'lim must not be negative (got %)', lim USING ERRCODE = '22023';
+    END IF;
+    IF NOT seg.active THEN
+        RAISE EXCEPTION 'segment "%" is inactive and has no members', seg.name
+            USING ERRCODE = '55000', HINT = 'activate it, or preview its rule with kenbun.segment_preview';
+    END IF;
+    RETURN QUERY EXECUTE format($q$
+        SELECT m.%1$I::text, m.entered_at, pg_catalog.to_jsonb(t)
+          FROM %2$s AS m JOIN %3$s AS t ON t.%4$I = m.%1$I
+         WHERE m.segment_id = $1 AND ($2::text IS NULL OR m.%1$I > $2::%5$s)
+         ORDER BY m.%1$I
+         LIMIT $3
+    $q$, CASE seg.kind WHEN 'lead' THEN 'lead_id' ELSE 'account_id' END,
+         CASE seg.kind WHEN 'lead' THEN 'kenbun.lead_members' ELSE 'kenbun.account_members' END,
+         b.tbl, b.key, b.keytype)
+    USING seg.id, after, lim;
+END $$;
+COMMENT ON FUNCTION kenbun.segment_members(text, int, text) IS 'Members of a segment with their rows, ordered by key; pass the last member_id as after for the next page.';
+
+CREATE FUNCTION kenbun.segment_export(name text)
+RETURNS TABLE (member_id text, entered_at timestamptz, member jsonb) LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN QUERY SELECT * FROM kenbun.segment_members(name, 2147483647, NULL);
+END $$;
+COMMENT ON FUNCTION kenbun.segment_export(text) IS 'Every member with its row, for COPY (SELECT * FROM kenbun.segment_export(...)) TO STDOUT WITH CSV HEADER.';
+
+CREATE FUNCTION kenbun.segment_history(name text, bucket interval DEFAULT '1 day',
+                                       since timestamptz DEFAULT pg_catalog.now() - interval '30 days')
+RETURNS TABLE (bucket_start timestamptz, entered bigint, exited bigint, size bigint) LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    seg kenbun.segments := kenbun._segment(name);
+BEGIN
+    IF bucket IS NULL OR bucket <= interval '0' THEN
+        RAISE EXCEPTION 'bucket must be a positive interval (got %)', bucket USING ERRCODE = '22023';
+    END IF;
+    IF since IS NULL OR since > pg_catalog.now() THEN
+        RAISE EXCEPTION 'since must be a time in the past' USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.date_part('epoch', pg_catalog.now() - since) / pg_catalog.date_part('epoch', bucket) > 100000 THEN
+        RAISE EXCEPTION 'too many buckets (at most 100000)' USING ERRCODE = '54000', HINT = 'use a larger bucket or a later since';
+    END IF;
+    RETURN QUERY
+    WITH b AS (SELECT g AS s, g + bucket AS e FROM pg_catalog.generate_series(since, pg_catalog.now(), bucket) g),
+    c AS (SELECT x.changed_at, x.change FROM kenbun.membership_changes x WHERE x.segment_id = seg.id)
+    SELECT b.s,
+           (SELECT pg_catalog.count(*) FROM c WHERE c.change = 'enter' AND c.changed_at >= b.s AND c.changed_at < b.e),
+           (SELECT pg_catalog.count(*) FROM c WHERE c.change = 'exit' AND c.changed_at >= b.s AND c.changed_at < b.e),
+           (SELECT pg_catalog.count(*) FILTER (WHERE c.change = 'enter') - pg_catalog.count(*) FILTER (WHERE c.change = 'exit')
+              FROM c WHERE c.changed_at < b.e)
+      FROM b ORDER BY b.s;
+END $$;
+COMMENT ON FUNCTION kenbun.segment_history(text, interval, timestamptz) IS 'Entries, exits and size at the end of each bucket, from the change log.';
+
+CREATE FUNCTION kenbun.segment_engagement(name text, since timestamptz DEFAULT pg_catalog.now() - interval '30 days')
+RETURNS TABLE (event_type text, members_with_event bigint, events bigint, events_per_member float8) LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    seg kenbun.segments := kenbun._segment(name);
+    ev kenbun.bindings;
+    ld kenbun.bindings;
+    total bigint;
+BEGIN
+    SELECT * INTO ev FROM kenbun.bindings WHERE kind = 'event';
+    SELECT * INTO ld FROM kenbun.bindings WHERE kind = 'lead';
+    IF ev.relid IS NULL THEN
+        RAISE EXCEPTION 'no table is bound for kind "event"' USING ERRCODE = '55000';
+    END IF;
+    EXECUTE format('SELECT pg_catalog.count(*) FROM (%s) s', kenbun._member_set(seg)) INTO total;
+    IF seg.kind = 'lead' THEN
+        RETURN QUERY EXECUTE format($q$
+            SELECT e.%1$I::text, pg_catalog.count(DISTINCT m.mid), pg_catalog.count(*),
+                   pg_catalog.count(*)::float8 / NULLIF($2, 0)
+              FROM (%3$s) AS m JOIN %4$s AS e ON e.%5$I = m.mid
+             WHERE e.%2$I >= $1
+             GROUP BY 1 ORDER BY 3 DESC, 1
+        $q$, ev.type_column, ev.time_column, kenbun._member_set(seg), ev.relid, ev.lead_column)
+        USING since, total;
+    ELSE
+        RETURN QUERY EXECUTE format($q$
+            SELECT e.%1$I::text, pg_catalog.count(DISTINCT m.mid), pg_catalog.count(*),
+                   pg_catalog.count(*)::float8 / NULLIF($2, 0)
+              FROM (%3$s) AS m JOIN %6$s AS l ON l.%7$I = m.mid JOIN %4$s AS e ON e.%5$I = l.%8$I
+             WHERE e.%2$I >= $1
+             GROUP BY 1 ORDER BY 3 DESC, 1
+        $q$, ev.type_column, ev.time_column, kenbun._member_set(seg), ev.relid, ev.lead_column,
+             ld.relid, ld.account_column, ld.key_column)
+        USING since, total;
+    END IF;
+END $$;
+COMMENT ON FUNCTION kenbun.segment_engagement(text, timestamptz) IS 'Events of the members since a time, per event type; events_per_member divides by the segment size.';
+
+CREATE FUNCTION kenbun.lead_segments(lead_id text)
+RETURNS TABLE (segment text, entered_at timestamptz) LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    b record := kenbun._bound('lead');
+BEGIN
+    RETURN QUERY EXECUTE format($q$
+        SELECT s.name, m.entered_at FROM kenbun.lead_members m JOIN kenbun.segments s ON s.id = m.segment_id
+         WHERE m.lead_id = $1::%s ORDER BY s.name
+    $q$, b.keytype) USING lead_id;
+END $$;
+COMMENT ON FUNCTION kenbun.lead_segments(text) IS 'The segments a lead is in, for routing.';
+
+CREATE FUNCTION kenbun.drift_report()
+RETURNS TABLE (segment text, missing bigint, unexpected bigint) LANGUAGE sql
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.name,
+           (SELECT pg_catalog.count(*) FROM kenbun.segment_drift(s.name) d WHERE d.problem = 'missing'),
+           (SELECT pg_catalog.count(*) FROM kenbun.segment_drift(s.name) d WHERE d.problem = 'unexpected')
+      FROM kenbun.segments s ORDER BY s.name
+$$;
+COMMENT ON FUNCTION kenbun.drift_report() IS 'Drift of every segment at once.';
+
+CREATE FUNCTION kenbun.export_definitions()
+RETURNS jsonb LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+    WITH RECURSIVE d (name, depth) AS (
+        SELECT s.name, 0 FROM kenbun.segments s WHERE s.depends_on = '{}'
+        UNION ALL
+        SELECT s.name, d.depth + 1 FROM kenbun.segments s JOIN d ON d.name = ANY (s.depends_on)
+    ), o AS (SELECT d.name, pg_catalog.max(d.depth) AS depth FROM d GROUP BY d.name)
+    SELECT pg_catalog.jsonb_build_object(
+        'format', 'kenbun-definitions', 'version', 1,
+        'fields', COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                      'kind', f.kind, 'name', f.name, 'path', f.path, 'type', pg_catalog.format_type(f.type, NULL))
+                      ORDER BY f.kind, f.name) FROM kenbun.fields f), '[]'),
+        'levels', COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                      'name', l.name, 'field', l.field, 'tiers', l.tiers) ORDER BY l.name) FROM kenbun.levels l), '[]'),
+        'segments', COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                      'name', s.name, 'kind', s.kind, 'description', s.description, 'active', s.active,
+                      'rule', s.rule::jsonb, 'refresh_every', s.refresh_every::text) ORDER BY o.depth, s.name)
+                      FROM kenbun.segments s JOIN o ON o.name = s.name), '[]'))
+$$;
+COMMENT ON FUNCTION kenbun.export_definitions() IS 'Field mappings, levels and segments (in dependency order) as one JSON document.';
+
+CREATE FUNCTION kenbun._doc_error(path text, msg text)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION 'invalid definitions document at %: %', path, msg USING ERRCODE = '22023';
+END $$;
+
+CREATE FUNCTION kenbun.import_definitions(doc jsonb, replace boolean DEFAULT false)
+RETURNS int LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    x jsonb;
+    i int;
+    n int := 0;
+    k text;
+    clash text;
+BEGIN
+    -- 1. validate the whole document before changing anything
+    IF doc IS NULL OR pg_catalog.jsonb_typeof(doc) <> 'object' THEN
+        PERFORM kenbun._doc_error('$', 'expected an object as made by kenbun.export_definitions()');
+    END IF;
+    FOR k IN SELECT pg_catalog.jsonb_object_keys(doc) LOOP
+        IF k NOT IN ('format', 'version', 'fields', 'levels', 'segments') THEN
+            PERFORM kenbun._doc_error('$.' || k, 'unknown key');
+        END IF;
+    END LOOP;
+    IF doc ? 'version' AND doc -> 'version' <> '1' THEN
+        PERFORM kenbun._doc_error('$.version', 'unsupported version ' || (doc ->> 'version'));
+    END IF;
+    FOREACH k IN ARRAY ARRAY['fields', 'levels', 'segments'] LOOP
+        IF doc ? k AND pg_catalog.jsonb_typeof(doc -> k) <> 'array' THEN
+            PERFORM kenbun._doc_error('$.' || k, 'expected an array');
+        END IF;
+    END LOOP;
+    i := 0;
+    FOR x IN SELECT v FROM pg_catalog.jsonb_array_elements(COALESCE(doc -> 'fields', '[]')) v LOOP
+        IF pg_catalog.jsonb_typeof(x) <> 'object' OR NOT (x ?& ARRAY['kind', 'name', 'path', 'type']) THEN
+            PERFORM kenbun._doc_error(format('$.fields[%s]', i), 'expected {"kind","name","path","type"}');
+        END IF;
+        IF pg_catalog.to_regtype(x ->> 'type') IS NULL THEN
+            PERFORM kenbun._doc_error(format('$.fields[%s].type', i), format('type "%s" does not exist', x ->> 'type'));
+        END IF;
+        IF NOT replace AND EXISTS (SELECT 1 FROM kenbun.fields f WHERE f.kind = x ->> 'kind' AND f.name = x ->> 'name') THEN
+            clash := COALESCE(clash || ', ', '') || format('field %s.%s', x ->> 'kind', x ->> 'name');
+        END IF;
+        i := i + 1;
+    END LOOP;
+    i := 0;
+    FOR x IN SELECT v FROM pg_catalog.jsonb_array_elements(COALESCE(doc -> 'levels', '[]')) v LOOP
+        IF pg_catalog.jsonb_typeof(x) <> 'object' OR NOT (x ?& ARRAY['name', 'field', 'tiers']) THEN
+            PERFORM kenbun._doc_error(format('$.levels[%s]', i), 'expected {"name","field","tiers"}');
+        END IF;
+        IF NOT replace AND EXISTS (SELECT 1 FROM kenbun.levels l WHERE l.name = x ->> 'name') THEN
+            clash := COALESCE(clash || ', ', '') || format('level %s', x ->> 'name');
+        END IF;
+        i := i + 1;
+    END LOOP;
+    i := 0;
+    FOR x IN SELECT v FROM pg_catalog.jsonb_array_elements(COALESCE(doc -> 'segments', '[]')) v LOOP
+        IF pg_catalog.jsonb_typeof(x) <> 'object' OR NOT (x ?& ARRAY['name', 'kind', 'rule']) THEN
+            PERFORM kenbun._doc_error(format('$.segments[%s]', i), 'expected {"name","kind","rule",…}');
+        END IF;
+        IF x ->> 'kind' NOT IN ('lead', 'account') THEN
+            PERFORM kenbun._doc_error(format('$.segments[%s].kind', i), 'expected "lead" or "account"');
+        END IF;
+        BEGIN
+            PERFORM (x -> 'rule')::kenbun.segment_rule;
+        EXCEPTION WHEN OTHERS THEN
+            PERFORM kenbun._doc_error(format('$.segments[%s].rule', i), SQLERRM);
+        END;
+        IF NOT replace AND EXISTS (SELECT 1 FROM kenbun.segments s WHERE s.name = x ->> 'name') THEN
+            clash := COALESCE(clash || ', ', '') || format('segment %s', x ->> 'name');
+        END IF;
+        i := i + 1;
+    END LOOP;
+    IF clash IS NOT NULL THEN
+        RAISE EXCEPTION 'definitions already exist: %', clash
+            USING ERRCODE = '42710', HINT = 'pass replace => true to replace them';
+    END IF;
+    -- 2. apply; any error rolls everything back
+    FOR x IN SELECT v FROM pg_catalog.jsonb_array_elements(COALESCE(doc -> 'fields', '[]')) v LOOP
+        PERFORM kenbun.map_field(x ->> 'kind', x ->> 'name', x ->> 'path', (x ->> 'type')::regtype);
+        n := n + 1;
+    END LOOP;
+    FOR x IN SELECT v FROM pg_catalog.jsonb_array_elements(COALESCE(doc -> 'levels', '[]')) v LOOP
+        PERFORM kenbun.define_levels(x ->> 'name', x ->> 'field', x -> 'tiers');
+        n := n + 1;
+    END LOOP;
+    FOR x IN SELECT v FROM pg_catalog.jsonb_array_elements(COALESCE(doc -> 'segments', '[]')) v LOOP
+        INSERT INTO kenbun.segments AS s (name, kind, description, active, rule, refresh_every)
+        VALUES (x ->> 'name', x ->> 'kind', x ->> 'description', COALESCE((x ->> 'active')::boolean, true),
+                (x -> 'rule')::kenbun.segment_rule, (x ->> 'refresh_every')::interval)
+        ON CONFLICT (name) DO UPDATE
+           SET description = EXCLUDED.description, active = EXCLUDED.active, rule = EXCLUDED.rule,
+               refresh_every = EXCLUDED.refresh_every
+         WHERE s.kind = EXCLUDED.kind;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'segment "%" exists with another kind', x ->> 'name' USING ERRCODE = '42710';
+        END IF;
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END $$;
+COMMENT ON FUNCTION kenbun.import_definitions(jsonb, boolean) IS 'Imports a document made by export_definitions, all or nothing; returns how many definitions it created or replaced.';
