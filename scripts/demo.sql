@@ -111,6 +111,7 @@ SELECT kenbun.compile(:'r2');
 INSERT INTO kenbun.segments (name, kind, description, rule) VALUES
   ('Hot US paid', 'lead', 'Segment 1 as a saved segment', :'r1'),
   ('Pricing intent', 'lead', 'Segment 2 as a saved segment', :'r2'),
+  ('Decision makers', 'lead', 'Segment 3 as a saved segment', :'r3'),
   ('ABM targets', 'account', 'Segment 4 as a saved segment', :'r4');
 SELECT s.name, s.kind, s.time_dependent, s.refresh_every,
        (SELECT count(*) FROM kenbun.lead_members m WHERE m.segment_id = s.id)
@@ -129,3 +130,15 @@ SELECT c.id, s.name AS segment, c.member_id, c.change, c.reason
  WHERE c.member_id = '2' AND c.reason = 'data_change' ORDER BY c.id;
 UNLISTEN kenbun_membership;
 SELECT count(*) AS drifting_members FROM kenbun.segments s, kenbun.segment_drift(s.name);
+
+\echo
+\echo '== Troubleshoot: why is this segment empty? (the data says "US", not "USA")'
+INSERT INTO kenbun.segments (name, kind, rule) VALUES
+  ('Hot USA leads', 'lead', '{"all":[{"level":"engagement","op":"gte","value":"Hot"},{"field":"country","op":"eq","value":"USA"},{"field":"plan","op":"eq","value":"pro"}]}');
+SELECT * FROM kenbun.segment_diagnose('Hot USA leads');
+SELECT * FROM kenbun.segment_lint('{"all":[{"field":"score","op":"gt","value":50},{"field":"score","op":"lt","value":10}]}');
+
+\echo
+\echo '== Compare two segments'
+SELECT * FROM kenbun.segment_compare('Hot US paid', 'Decision makers');
+SELECT * FROM kenbun.segment_compare_members('Hot US paid', 'Decision makers') WHERE side = 'both' LIMIT 5;
