@@ -1,5 +1,5 @@
 # kenbun: the two commands of the README are `make demo` and `make test`.
-.PHONY: setup install demo test test-unit test-pg test-regress test-live cluster-start cluster-stop psql
+.PHONY: setup install demo test test-unit test-pg test-regress test-live bench cluster-start cluster-stop psql
 
 setup:
 	@bash scripts/setup.sh
@@ -25,6 +25,13 @@ test-regress: setup
 
 test-live: setup
 	@bash scripts/test.sh live
+
+# make bench                      100,000 leads (default), writes bench/results/<date>.md and .json
+# make bench ARGS="--leads 1000000 --only fill,bulk"
+# make bench ARGS=--quick          a smoke run in under two minutes (also part of make test)
+bench: install
+	@bash scripts/cluster.sh start >/dev/null
+	@python3 bench/bench.py $(ARGS)
 
 cluster-start:
 	@bash scripts/cluster.sh start

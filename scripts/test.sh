@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test layer: (1) pure-Rust unit tests, (2) #[pg_test] inside PostgreSQL, (3) pg_regress SQL
 # tests against the installed extension in the private cluster, (4) live tests with several
-# connections against the same cluster (NOTIFY, concurrency, key types, pg_cron).
+# connections against the same cluster (NOTIFY, concurrency, key types, pg_cron), (5) the benchmark
+# in --quick mode as a smoke test (no timing assertions).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
@@ -46,4 +47,11 @@ if [[ $layer == all || $layer == live ]]; then
   bash scripts/cluster.sh start >/dev/null
   KENBUN_TEST_DSN="host=$SOCKDIR port=$PGPORT_PRIVATE user=postgres" \
     cargo test -q --test live -- --test-threads=1 --nocapture
+fi
+
+if [[ $layer == all || $layer == bench ]]; then
+  echo "== 5. benchmark smoke run (bench/bench.py --quick)"
+  if [[ $layer == bench ]]; then bash scripts/install.sh; fi
+  bash scripts/cluster.sh start >/dev/null
+  python3 bench/bench.py --quick --no-write
 fi

@@ -230,7 +230,7 @@ fn _rebuild_maintenance() {
     for spec in maintenance(&cat, &segs) {
         let tag = dollar_tag(&spec.body);
         ddl.push(format!(
-            "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS {tag}\n{}\n{tag}",
+            "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan AS {tag}\n{}\n{tag}",
             spec.function, spec.body
         ));
         let table = cat.binding(spec.table).map(|b| b.qualified()).unwrap_or_default();
@@ -309,3 +309,9 @@ fn _rebuild_maintenance() {
         ))
     });
 }
+
+extension_sql!(
+    "ALTER FUNCTION kenbun._pending(text) ROWS 10;",
+    name = "pending_rows",
+    requires = [_pending]
+);

@@ -282,13 +282,11 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
     for (s, cols) in &relevant {
         groups.entry((s.kind, cond(cols))).or_default().push(s.id);
     }
-    let mut cand_l = vec![];
-    let mut cand_a = vec![];
+    // one CTE of candidate keys per group: every segment of the group evaluates exactly those keys
+    let mut group_ctes: Vec<String> = vec![];
+    let mut group_of: BTreeMap<i64, usize> = BTreeMap::new();
+    let mut kind_groups: BTreeMap<Kind, Vec<(usize, Vec<i64>)>> = BTreeMap::new();
     for ((kind, c), ids) in &groups {
-        let ids_sql = format!(
-            "pg_catalog.unnest('{{{}}}'::bigint[])",
-            ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
-        );
         let source = match (kind, table) {
             (Kind::Lead, Kind::Lead | Kind::Event) | (Kind::Account, Kind::Account) => keys_of(c, "k"),
             (Kind::Lead, Kind::Account) => match &lead_acc_key {
@@ -317,15 +315,14 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
             },
             (Kind::Event, _) => continue,
         };
-        let branch =
-            format!("SELECT s.sid, q.x AS mid FROM ({source}) AS q(x), {ids_sql} AS s(sid) WHERE q.x IS NOT NULL");
-        match kind {
-            Kind::Lead => cand_l.push(branch),
-            Kind::Account => cand_a.push(branch),
-            Kind::Event => {}
+        let gi = group_ctes.len();
+        group_ctes.push(format!("k{gi} AS (SELECT DISTINCT q.x FROM ({source}) AS q(x) WHERE q.x IS NOT NULL)"));
+        for id in ids {
+            group_of.insert(*id, gi);
         }
+        kind_groups.entry(*kind).or_default().push((gi, ids.clone()));
     }
-    if cand_l.is_empty() && cand_a.is_empty() {
+    if group_ctes.is_empty() {
         return nothing;
     }
 
@@ -335,7 +332,7 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
         Kind::Lead | Kind::Event => Some(keys_of("true", "k")),
         Kind::Account => None,
     };
-    let needs_account_locks = !cand_a.is_empty()
+    let needs_account_locks = kind_groups.contains_key(&Kind::Account)
         || relevant
             .iter()
             .any(|(s, _)| s.reads.iter().any(|(k, _)| *k == Kind::Account));
@@ -365,33 +362,51 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
     }
     // 2. evaluate, diff, apply, log, notify
     let mut ctes = vec![format!("ch AS ({ch})")];
+    ctes.extend(group_ctes);
     let mut changes = vec![];
-    for (kind, cands) in [(Kind::Lead, &cand_l), (Kind::Account, &cand_a)] {
-        if cands.is_empty() {
-            continue;
-        }
+    for (kind, kgroups) in &kind_groups {
+        let kind = *kind;
         let Some(b) = cat.binding(kind) else { continue };
         let k = kind.name().chars().next().unwrap();
         let (members, mcol) = members_table(kind);
         let alias = root_alias(kind);
         let bkey = ident(b.key.as_deref().unwrap_or_default());
-        ctes.push(format!("cand_{k} AS ({})", cands.join("\n    UNION ALL ")));
-        let should: Vec<String> = relevant
+        // every candidate key of this kind, then one pass over them: one row lookup per candidate,
+        // each segment's rule evaluated only where the row is a candidate for that segment
+        let all_keys: Vec<String> = kgroups.iter().map(|(gi, _)| format!("SELECT x FROM k{gi}")).collect();
+        ctes.push(format!("kall_{k} AS ({})", all_keys.join(" UNION ")));
+        let values: Vec<String> = relevant
             .iter()
             .filter(|(s, _)| s.kind == kind)
             .map(|(s, _)| {
                 format!(
-                    "SELECT {id}::bigint AS sid, {alias}.{bkey} AS mid FROM {tbl} AS {alias} WHERE {alias}.{bkey} IN (SELECT c.mid FROM cand_{k} AS c WHERE c.sid = {id}) AND {sql}",
+                    "({id}::bigint, CASE WHEN {alias}.{bkey} IN (SELECT x FROM k{gi}) THEN ({sql}) IS TRUE END)",
                     id = s.id,
-                    tbl = b.qualified(),
+                    gi = group_of[&s.id],
                     sql = s.sql
                 )
             })
             .collect();
-        ctes.push(format!("should_{k} AS ({})", should.join("\n    UNION ALL ")));
         ctes.push(format!(
-            "have_{k} AS (SELECT m.segment_id AS sid, m.{mcol} AS mid FROM {members} AS m JOIN (SELECT DISTINCT c.sid, c.mid FROM cand_{k} AS c) AS c ON m.segment_id = c.sid AND m.{mcol} = c.mid)"
+            "ev_{k} AS (SELECT s.sid, {alias}.{bkey} AS mid, s.ok FROM {tbl} AS {alias} CROSS JOIN LATERAL (VALUES {}) AS s(sid, ok) WHERE {alias}.{bkey} = ANY (ARRAY(SELECT x FROM kall_{k})) AND s.ok)",
+            values.join(", "),
+            tbl = b.qualified()
         ));
+        // current members among the candidates (deleted rows included: they are candidates, not rows)
+        let which: Vec<String> = kgroups
+            .iter()
+            .map(|(gi, ids)| {
+                format!(
+                    "(m.segment_id IN ({}) AND m.{mcol} IN (SELECT x FROM k{gi}))",
+                    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+                )
+            })
+            .collect();
+        ctes.push(format!(
+            "have_{k} AS (SELECT m.segment_id AS sid, m.{mcol} AS mid FROM {members} AS m WHERE m.{mcol} = ANY (ARRAY(SELECT x FROM kall_{k})) AND ({}))",
+            which.join(" OR ")
+        ));
+        ctes.push(format!("should_{k} AS (SELECT sid, mid FROM ev_{k})"));
         ctes.push(format!(
             "ins_{k} AS (INSERT INTO {members} AS m (segment_id, {mcol}) SELECT e.sid, e.mid FROM (SELECT sid, mid FROM should_{k} EXCEPT SELECT sid, mid FROM have_{k}) AS e ORDER BY 1, 2 ON CONFLICT DO NOTHING RETURNING m.segment_id, m.{mcol}::text AS member_id)"
         ));
