@@ -280,8 +280,11 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
     // candidate members per target kind, grouped by (kind, condition)
     let mut groups: BTreeMap<(Kind, String), Vec<i64>> = BTreeMap::new();
     for (s, cols) in &relevant {
-        groups.entry((s.kind, cond(cols))).or_default().push(s.id);
+        if s.kind != table {
+            groups.entry((s.kind, cond(cols))).or_default().push(s.id);
+        }
     }
+    let direct: Vec<&(&SegmentPlan, Option<Vec<String>>)> = relevant.iter().filter(|(s, _)| s.kind == table).collect();
     // one CTE of candidate keys per group: every segment of the group evaluates exactly those keys
     let mut group_ctes: Vec<String> = vec![];
     let mut group_of: BTreeMap<i64, usize> = BTreeMap::new();
@@ -322,17 +325,20 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
         }
         kind_groups.entry(*kind).or_default().push((gi, ids.clone()));
     }
-    if group_ctes.is_empty() {
+    if group_ctes.is_empty() && direct.is_empty() {
         return nothing;
     }
 
-    let mut body = String::from("DECLARE\n  kenbun_n bigint;\nBEGIN\n");
+    let mut body = String::from(
+        "DECLARE\n  kenbun_n bigint;\n  kenbun_kinds text[];\n  kenbun_sids bigint[];\n  kenbun_mids text[];\n  kenbun_changes text[];\nBEGIN\n",
+    );
     // 1. anchors: leads first, then accounts; each lock set is computed after the previous locks
     let lead_anchor_src = match table {
         Kind::Lead | Kind::Event => Some(keys_of("true", "k")),
         Kind::Account => None,
     };
     let needs_account_locks = kind_groups.contains_key(&Kind::Account)
+        || (table == Kind::Account && !direct.is_empty())
         || relevant
             .iter()
             .any(|(s, _)| s.reads.iter().any(|(k, _)| *k == Kind::Account));
@@ -360,82 +366,133 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
             ));
         }
     }
-    // 2. evaluate, diff, apply, log, notify
+    // 2. evaluate the candidates and diff against membership, in one statement without writes
     let mut ctes = vec![format!("ch AS ({ch})")];
     ctes.extend(group_ctes);
-    let mut changes = vec![];
-    for (kind, kgroups) in &kind_groups {
-        let kind = *kind;
+    let mut diffs = vec![];
+    let mut kinds: Vec<Kind> = kind_groups.keys().copied().collect();
+    if !direct.is_empty() && !kinds.contains(&table) {
+        kinds.push(table);
+    }
+    kinds.sort();
+    for kind in kinds {
         let Some(b) = cat.binding(kind) else { continue };
         let k = kind.name().chars().next().unwrap();
         let (members, mcol) = members_table(kind);
         let alias = root_alias(kind);
         let bkey = ident(b.key.as_deref().unwrap_or_default());
-        // every candidate key of this kind, then one pass over them: one row lookup per candidate,
-        // each segment's rule evaluated only where the row is a candidate for that segment
-        let all_keys: Vec<String> = kgroups.iter().map(|(gi, _)| format!("SELECT x FROM k{gi}")).collect();
-        ctes.push(format!("kall_{k} AS ({})", all_keys.join(" UNION ")));
-        let values: Vec<String> = relevant
-            .iter()
-            .filter(|(s, _)| s.kind == kind)
-            .map(|(s, _)| {
-                format!(
-                    "({id}::bigint, CASE WHEN {alias}.{bkey} IN (SELECT x FROM k{gi}) THEN ({sql}) IS TRUE END)",
-                    id = s.id,
-                    gi = group_of[&s.id],
-                    sql = s.sql
-                )
-            })
-            .collect();
-        ctes.push(format!(
-            "ev_{k} AS (SELECT s.sid, {alias}.{bkey} AS mid, s.ok FROM {tbl} AS {alias} CROSS JOIN LATERAL (VALUES {}) AS s(sid, ok) WHERE {alias}.{bkey} = ANY (ARRAY(SELECT x FROM kall_{k})) AND s.ok)",
-            values.join(", "),
-            tbl = b.qualified()
+        let tbl = b.qualified();
+        let mut should = vec![];
+        let mut have = vec![];
+        if kind == table && !direct.is_empty() {
+            // segments of the changed table: the changed rows themselves are the candidates
+            let values: Vec<String> = direct
+                .iter()
+                .map(|(s, cols)| format!("({}::bigint, CASE WHEN {} THEN ({}) IS TRUE END)", s.id, cond(cols), s.sql))
+                .collect();
+            should.push(format!(
+                "SELECT s.sid, {alias}.{bkey} AS mid FROM ch JOIN {tbl} AS {alias} ON {alias}.{bkey} = ch.k_new CROSS JOIN LATERAL (VALUES {}) AS s(sid, ok) WHERE s.ok",
+                values.join(", ")
+            ));
+            let whens: Vec<String> = direct.iter().map(|(s, cols)| format!("WHEN {} THEN {}", s.id, cond(cols))).collect();
+            have.push(format!(
+                "SELECT m.segment_id AS sid, m.{mcol} AS mid FROM ch JOIN {members} AS m ON m.{mcol} IN (ch.k_new, ch.k_old) WHERE CASE m.segment_id {} ELSE false END",
+                whens.join(" ")
+            ));
+        }
+        if let Some(kgroups) = kind_groups.get(&kind) {
+            // segments reached through another table: candidate keys per group, then one pass
+            let all_keys: Vec<String> = kgroups.iter().map(|(gi, _)| format!("SELECT x FROM k{gi}")).collect();
+            ctes.push(format!("kall_{k} AS ({})", all_keys.join(" UNION ")));
+            let values: Vec<String> = relevant
+                .iter()
+                .filter(|(s, _)| s.kind == kind && s.kind != table)
+                .map(|(s, _)| {
+                    format!(
+                        "({id}::bigint, CASE WHEN {alias}.{bkey} IN (SELECT x FROM k{gi}) THEN ({sql}) IS TRUE END)",
+                        id = s.id,
+                        gi = group_of[&s.id],
+                        sql = s.sql
+                    )
+                })
+                .collect();
+            should.push(format!(
+                "SELECT s.sid, {alias}.{bkey} AS mid FROM {tbl} AS {alias} CROSS JOIN LATERAL (VALUES {}) AS s(sid, ok) WHERE {alias}.{bkey} = ANY (ARRAY(SELECT x FROM kall_{k})) AND s.ok",
+                values.join(", ")
+            ));
+            let which: Vec<String> = kgroups
+                .iter()
+                .map(|(gi, ids)| {
+                    format!(
+                        "(m.segment_id IN ({}) AND m.{mcol} IN (SELECT x FROM k{gi}))",
+                        ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+                    )
+                })
+                .collect();
+            have.push(format!(
+                "SELECT m.segment_id AS sid, m.{mcol} AS mid FROM {members} AS m WHERE m.{mcol} = ANY (ARRAY(SELECT x FROM kall_{k})) AND ({})",
+                which.join(" OR ")
+            ));
+        }
+        ctes.push(format!("should_{k} AS ({})", should.join(" UNION ALL ")));
+        ctes.push(format!("have_{k} AS ({})", have.join(" UNION ALL ")));
+        let kl = literal(kind.name());
+        diffs.push(format!(
+            "SELECT {kl} AS kind, x.sid, x.mid::text AS mid, 'enter' AS change FROM (SELECT sid, mid FROM should_{k} EXCEPT SELECT sid, mid FROM have_{k}) AS x"
         ));
-        // current members among the candidates (deleted rows included: they are candidates, not rows)
-        let which: Vec<String> = kgroups
-            .iter()
-            .map(|(gi, ids)| {
-                format!(
-                    "(m.segment_id IN ({}) AND m.{mcol} IN (SELECT x FROM k{gi}))",
-                    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
-                )
-            })
-            .collect();
-        ctes.push(format!(
-            "have_{k} AS (SELECT m.segment_id AS sid, m.{mcol} AS mid FROM {members} AS m WHERE m.{mcol} = ANY (ARRAY(SELECT x FROM kall_{k})) AND ({}))",
-            which.join(" OR ")
-        ));
-        ctes.push(format!("should_{k} AS (SELECT sid, mid FROM ev_{k})"));
-        ctes.push(format!(
-            "ins_{k} AS (INSERT INTO {members} AS m (segment_id, {mcol}) SELECT e.sid, e.mid FROM (SELECT sid, mid FROM should_{k} EXCEPT SELECT sid, mid FROM have_{k}) AS e ORDER BY 1, 2 ON CONFLICT DO NOTHING RETURNING m.segment_id, m.{mcol}::text AS member_id)"
-        ));
-        ctes.push(format!(
-            "del_{k} AS (DELETE FROM {members} AS m USING (SELECT sid, mid FROM have_{k} EXCEPT SELECT sid, mid FROM should_{k}) AS x WHERE m.segment_id = x.sid AND m.{mcol} = x.mid RETURNING m.segment_id, m.{mcol}::text AS member_id)"
-        ));
-        changes.push(format!(
-            "SELECT segment_id, {} AS kind, member_id, 'enter' AS change FROM ins_{k}",
-            literal(kind.name())
-        ));
-        changes.push(format!(
-            "SELECT segment_id, {} AS kind, member_id, 'exit' AS change FROM del_{k}",
-            literal(kind.name())
+        diffs.push(format!(
+            "SELECT {kl} AS kind, x.sid, x.mid::text AS mid, 'exit' AS change FROM (SELECT sid, mid FROM have_{k} EXCEPT SELECT sid, mid FROM should_{k}) AS x"
         ));
     }
-    ctes.push(format!("chg AS ({})", changes.join(" UNION ALL ")));
-    ctes.push("logged AS (INSERT INTO kenbun.membership_changes (segment_id, kind, member_id, change, reason) SELECT segment_id, kind, member_id, change, 'data_change' FROM chg ORDER BY segment_id, change DESC, member_id RETURNING segment_id, kind, member_id, change)".into());
+    ctes.push(format!("d AS ({})", diffs.join(" UNION ALL ")));
     body.push_str(&format!(
-        "  WITH {}\n  SELECT pg_catalog.count(kenbun._notify(g.segment_id, NULL, g.kind, g.change, 'data_change', g.ids)) INTO kenbun_n\n    FROM (SELECT segment_id, kind, change, pg_catalog.array_agg(member_id ORDER BY member_id) AS ids FROM logged GROUP BY 1, 2, 3) AS g;\n",
+        "  WITH {}
+  SELECT pg_catalog.array_agg(d.kind ORDER BY d.kind, d.sid, d.change DESC, d.mid), pg_catalog.array_agg(d.sid ORDER BY d.kind, d.sid, d.change DESC, d.mid),
+         pg_catalog.array_agg(d.mid ORDER BY d.kind, d.sid, d.change DESC, d.mid), pg_catalog.array_agg(d.change ORDER BY d.kind, d.sid, d.change DESC, d.mid)
+    INTO kenbun_kinds, kenbun_sids, kenbun_mids, kenbun_changes FROM d;
+",
         ctes.join(",\n  ")
     ));
+    // 3. only when something changed: apply, log, notify
+    body.push_str(&format!("  IF kenbun_sids IS NOT NULL THEN\n{}  END IF;\n", apply_sql(cat, "'data_change'")));
     if op == TrigOp::Update {
-        body.push_str(&format!(
-            "  PERFORM kenbun._pending_clear({});\n",
-            literal(table.name())
-        ));
+        body.push_str(&format!("  PERFORM kenbun._pending_clear({});\n", literal(table.name())));
     }
     body.push_str("  RETURN NULL;\nEND");
     body
+}
+
+/// Applies the changes held in the PL/pgSQL arrays kenbun_kinds, kenbun_sids, kenbun_mids and
+/// kenbun_changes: membership rows, the change log, and NOTIFY.
+fn apply_sql(cat: &Catalog, reason: &str) -> String {
+    let mut ctes = vec![
+        "c AS (SELECT * FROM ROWS FROM (pg_catalog.unnest(kenbun_kinds), pg_catalog.unnest(kenbun_sids), pg_catalog.unnest(kenbun_mids), pg_catalog.unnest(kenbun_changes)) AS c(kind, sid, mid, change))"
+            .to_string(),
+    ];
+    let mut logged = vec![];
+    for kind in [Kind::Lead, Kind::Account] {
+        let Some(b) = cat.binding(kind) else { continue };
+        let kt = b.key.as_deref().and_then(|k| b.column(k)).map(|c| c.type_name.clone()).unwrap_or_else(|| "text".into());
+        let k = kind.name().chars().next().unwrap();
+        let (members, mcol) = members_table(kind);
+        let kl = literal(kind.name());
+        ctes.push(format!(
+            "ins_{k} AS (INSERT INTO {members} AS m (segment_id, {mcol}) SELECT c.sid, c.mid::{kt} FROM c WHERE c.kind = {kl} AND c.change = 'enter' ORDER BY 1, 2 ON CONFLICT DO NOTHING RETURNING m.segment_id, m.{mcol}::text AS member_id)"
+        ));
+        ctes.push(format!(
+            "del_{k} AS (DELETE FROM {members} AS m USING c WHERE c.kind = {kl} AND c.change = 'exit' AND m.segment_id = c.sid AND m.{mcol} = c.mid::{kt} RETURNING m.segment_id, m.{mcol}::text AS member_id)"
+        ));
+        logged.push(format!("SELECT segment_id, {kl} AS kind, member_id, 'exit' AS change FROM del_{k}"));
+        logged.push(format!("SELECT segment_id, {kl} AS kind, member_id, 'enter' AS change FROM ins_{k}"));
+    }
+    ctes.push(format!(
+        "logged AS (INSERT INTO kenbun.membership_changes (segment_id, kind, member_id, change, reason) SELECT segment_id, kind, member_id, change, {reason} FROM ({}) AS x ORDER BY segment_id, change DESC, member_id RETURNING segment_id, kind, member_id, change)",
+        logged.join(" UNION ALL ")
+    ));
+    format!(
+        "    WITH {}\n    SELECT pg_catalog.count(kenbun._notify(g.segment_id, NULL, g.kind, g.change, {reason}, g.ids)) INTO kenbun_n\n      FROM (SELECT segment_id, kind, change, pg_catalog.array_agg(member_id ORDER BY member_id) AS ids FROM logged GROUP BY 1, 2, 3) AS g;\n",
+        ctes.join(",\n    ")
+    )
 }
 
 /// The membership table and member column of a kind.

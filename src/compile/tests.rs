@@ -403,8 +403,10 @@ mod maintenance {
             .contains("(p.k_new IS DISTINCT FROM p.k_old OR 1 = ANY (p.cols)) AS f_1"));
         assert!(!upd.body.contains("last_seen_at"));
         // segment 1 is a candidate only where country changed (flag f_1: account_id=f_0, country=f_1, id=f_2 …)
-        assert!(upd.body.contains("WHERE (ch.f_1)) AS q(x) WHERE q.x IS NOT NULL)"), "{}", upd.body);
-        assert!(upd.body.contains("m.segment_id IN (1)"), "{}", upd.body);
+        assert!(upd.body.contains("(1::bigint, CASE WHEN (ch.f_1) THEN"), "{}", upd.body);
+        assert!(upd.body.contains("WHEN 1 THEN (ch.f_1)"), "{}", upd.body);
+        // nothing is written unless something changed
+        assert!(upd.body.contains("IF kenbun_sids IS NOT NULL THEN"));
         // the account segment is reached through the lead's old and new account
         assert!(upd.body.contains("(VALUES (ch.a_new), (ch.a_old))"));
         assert!(upd.body.contains("kenbun.account_members"));
