@@ -109,37 +109,19 @@ END $$;
 -- Sends the changes of one segment as NOTIFY kenbun_membership, one JSON payload per batch of
 -- members (payloads stay under PostgreSQL's 8000-byte limit).
 CREATE FUNCTION kenbun._notify(segment_id bigint, segment_name text, kind text, change text, reason text, ids text[])
-RETURNS int LANGUAGE plpgsql
+RETURNS int LANGUAGE sql
 SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    sent int := 0;
-    batch text[] := '{}';
-    size int := 0;
-    id text;
-BEGIN
-    IF segment_name IS NULL THEN
-        SELECT s.name INTO segment_name FROM kenbun.segments s WHERE s.id = _notify.segment_id;
-    END IF;
-    FOREACH id IN ARRAY ids LOOP
-        IF size + pg_catalog.octet_length(id) + 8 > 7000 AND size > 0 THEN
-            PERFORM pg_catalog.pg_notify('kenbun_membership', pg_catalog.json_build_object(
-                'segment_id', segment_id, 'segment', segment_name, 'kind', kind, 'change', change,
-                'reason', reason, 'member_ids', batch)::text);
-            sent := sent + 1;
-            batch := '{}';
-            size := 0;
-        END IF;
-        batch := batch || id;
-        size := size + pg_catalog.octet_length(id) + 8;
-    END LOOP;
-    IF size > 0 THEN
-        PERFORM pg_catalog.pg_notify('kenbun_membership', pg_catalog.json_build_object(
-            'segment_id', segment_id, 'segment', segment_name, 'kind', kind, 'change', change,
-            'reason', reason, 'member_ids', batch)::text);
-        sent := sent + 1;
-    END IF;
-    RETURN sent;
-END $$;
+    SELECT pg_catalog.count(pg_catalog.pg_notify('kenbun_membership', pg_catalog.json_build_object(
+               'segment_id', segment_id,
+               'segment', COALESCE(segment_name, (SELECT s.name FROM kenbun.segments s WHERE s.id = _notify.segment_id)),
+               'kind', kind, 'change', change, 'reason', reason,
+               'member_ids', g.ids)::text))::int
+      FROM (SELECT pg_catalog.json_agg(b.id ORDER BY b.n) AS ids
+              FROM (SELECT u.id, u.n,
+                           pg_catalog.sum(pg_catalog.octet_length(u.id) + 4) OVER (ORDER BY u.n) / 7000 AS batch
+                      FROM pg_catalog.unnest(ids) WITH ORDINALITY AS u(id, n)) AS b
+             GROUP BY b.batch) AS g
+$$;
 
 -- Locks the bound tables so that no concurrent write interleaves with a full evaluation.
 CREATE FUNCTION kenbun._lock_bound(mode text)

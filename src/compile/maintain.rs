@@ -4,8 +4,8 @@
 //! function whose SQL is static (so PostgreSQL caches its plans) and holds the compiled rules of
 //! every active segment that reads that table. One statement = one set-based pass:
 //!
-//! 1. lock the anchors of the members that may change (advisory locks, leads first, then accounts,
-//!    each set in hash order), so that two transactions touching the same lead or account serialize
+//! 1. lock the anchors of the members that may change (advisory locks on 256 stripes per kind,
+//!    leads first, then accounts, each set in stripe order), so that two transactions touching the same lead or account serialize
 //!    and the second one re-evaluates with the first one's data;
 //! 2. in one statement (a fresh snapshot under READ COMMITTED): pair old and new rows by key to see
 //!    which columns really changed, collect for each affected segment the candidate members, evaluate
@@ -19,6 +19,10 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Advisory lock class ids (first argument of `pg_advisory_xact_lock(int, int)`).
 pub const LOCK_LEAD: i32 = 748_300_001;
 pub const LOCK_ACCOUNT: i32 = 748_300_002;
+/// Members map to 256 lock stripes per kind: a bulk statement takes at most 512 advisory locks
+/// (PostgreSQL's shared lock table holds max_locks_per_transaction × max_connections, 6,400 by
+/// default), while two transactions on different members collide only 1 time in 256.
+pub const LOCK_STRIPES_MASK: i32 = 255;
 
 /// An active segment as the generator needs it.
 #[derive(Debug, Clone)]
@@ -277,68 +281,93 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
         Some(b) => (b.qualified(), b.key.clone().unwrap_or_default(), b.account_key.clone()),
         None => (String::new(), String::new(), None),
     };
-    // candidate members per target kind, grouped by (kind, condition)
-    let mut groups: BTreeMap<(Kind, String), Vec<i64>> = BTreeMap::new();
+    // units: the relevant segments grouped by (target kind, condition on the changed rows); each unit
+    // is one statement, run only when its condition holds for some changed row, so a plan holds only
+    // the segments that can be affected by what changed
+    let mut groups: BTreeMap<(Kind, String), Vec<&SegmentPlan>> = BTreeMap::new();
     for (s, cols) in &relevant {
-        if s.kind != table {
-            groups.entry((s.kind, cond(cols))).or_default().push(s.id);
-        }
+        groups.entry((s.kind, cond(cols))).or_default().push(s);
     }
-    let direct: Vec<&(&SegmentPlan, Option<Vec<String>>)> = relevant.iter().filter(|(s, _)| s.kind == table).collect();
-    // one CTE of candidate keys per group: every segment of the group evaluates exactly those keys
-    let mut group_ctes: Vec<String> = vec![];
-    let mut group_of: BTreeMap<i64, usize> = BTreeMap::new();
-    let mut kind_groups: BTreeMap<Kind, Vec<(usize, Vec<i64>)>> = BTreeMap::new();
-    for ((kind, c), ids) in &groups {
-        let source = match (kind, table) {
-            (Kind::Lead, Kind::Lead | Kind::Event) | (Kind::Account, Kind::Account) => keys_of(c, "k"),
-            (Kind::Lead, Kind::Account) => match &lead_acc_key {
-                Some(ak) => format!(
-                    "SELECT l.{} FROM {lead_tbl} AS l WHERE l.{} IN ({})",
-                    ident(&lead_key),
-                    ident(ak),
-                    keys_of(c, "k")
+    let mut units: Vec<(String, String)> = vec![]; // (condition, statement)
+    let mut has_account_unit = false;
+    for ((kind, c), segs) in &groups {
+        let Some(b) = cat.binding(*kind) else { continue };
+        let (members, mcol) = members_table(*kind);
+        let alias = root_alias(*kind);
+        let bkey = ident(b.key.as_deref().unwrap_or_default());
+        let tbl = b.qualified();
+        let ids = segs.iter().map(|s| s.id.to_string()).collect::<Vec<_>>().join(", ");
+        let values =
+            segs.iter().map(|s| format!("({}::bigint, ({}) IS TRUE)", s.id, s.sql)).collect::<Vec<_>>().join(", ");
+        let (extra, should, have) = if *kind == table {
+            // segments of the changed table: the changed rows themselves are the candidates
+            (
+                String::new(),
+                format!(
+                    "SELECT s.sid, {alias}.{bkey} AS mid FROM ch JOIN {tbl} AS {alias} ON {alias}.{bkey} = ch.k_new CROSS JOIN LATERAL (VALUES {values}) AS s(sid, ok) WHERE {c} AND s.ok"
                 ),
-                None => continue,
-            },
-            (Kind::Account, Kind::Lead) => {
-                if lead_acc.is_none() {
-                    continue;
+                format!(
+                    "SELECT m.segment_id AS sid, m.{mcol} AS mid FROM ch JOIN {members} AS m ON m.{mcol} IN (ch.k_new, ch.k_old) WHERE {c} AND m.segment_id IN ({ids})"
+                ),
+            )
+        } else {
+            let source = match (kind, table) {
+                (Kind::Lead, Kind::Event) => keys_of(c, "k"),
+                (Kind::Lead, Kind::Account) => match &lead_acc_key {
+                    Some(ak) => format!(
+                        "SELECT l.{} FROM {lead_tbl} AS l WHERE l.{} IN ({})",
+                        ident(&lead_key),
+                        ident(ak),
+                        keys_of(c, "k")
+                    ),
+                    None => continue,
+                },
+                (Kind::Account, Kind::Lead) => {
+                    if lead_acc.is_none() {
+                        continue;
+                    }
+                    keys_of(c, "a")
                 }
-                keys_of(c, "a")
-            }
-            (Kind::Account, Kind::Event) => match &lead_acc_key {
-                Some(ak) => format!(
-                    "SELECT l.{} FROM {lead_tbl} AS l WHERE l.{} IN ({})",
-                    ident(ak),
-                    ident(&lead_key),
-                    keys_of(c, "k")
+                (Kind::Account, Kind::Event) => match &lead_acc_key {
+                    Some(ak) => format!(
+                        "SELECT l.{} FROM {lead_tbl} AS l WHERE l.{} IN ({})",
+                        ident(ak),
+                        ident(&lead_key),
+                        keys_of(c, "k")
+                    ),
+                    None => continue,
+                },
+                _ => continue,
+            };
+            (
+                format!(",\n  k AS (SELECT DISTINCT q.x FROM ({source}) AS q(x) WHERE q.x IS NOT NULL)"),
+                format!(
+                    "SELECT s.sid, {alias}.{bkey} AS mid FROM {tbl} AS {alias} CROSS JOIN LATERAL (VALUES {values}) AS s(sid, ok) WHERE {alias}.{bkey} = ANY (ARRAY(SELECT x FROM k)) AND s.ok"
                 ),
-                None => continue,
-            },
-            (Kind::Event, _) => continue,
+                format!(
+                    "SELECT m.segment_id AS sid, m.{mcol} AS mid FROM {members} AS m WHERE m.{mcol} = ANY (ARRAY(SELECT x FROM k)) AND m.segment_id IN ({ids})"
+                ),
+            )
         };
-        let gi = group_ctes.len();
-        group_ctes.push(format!("k{gi} AS (SELECT DISTINCT q.x FROM ({source}) AS q(x) WHERE q.x IS NOT NULL)"));
-        for id in ids {
-            group_of.insert(*id, gi);
-        }
-        kind_groups.entry(*kind).or_default().push((gi, ids.clone()));
+        has_account_unit |= *kind == Kind::Account;
+        let kl = literal(kind.name());
+        let stmt = format!(
+            "WITH ch AS ({ch}){extra},\n  should AS ({should}),\n  have AS ({have}),\n  d AS (SELECT {kl} AS kind, x.sid, x.mid::text AS mid, 'enter' AS change FROM (SELECT sid, mid FROM should EXCEPT SELECT sid, mid FROM have) AS x\n        UNION ALL SELECT {kl}, x.sid, x.mid::text, 'exit' FROM (SELECT sid, mid FROM have EXCEPT SELECT sid, mid FROM should) AS x)\n  SELECT pg_catalog.array_agg(d.kind ORDER BY d.sid, d.change DESC, d.mid), pg_catalog.array_agg(d.sid ORDER BY d.sid, d.change DESC, d.mid),\n         pg_catalog.array_agg(d.mid ORDER BY d.sid, d.change DESC, d.mid), pg_catalog.array_agg(d.change ORDER BY d.sid, d.change DESC, d.mid)\n    INTO kenbun_t_kinds, kenbun_t_sids, kenbun_t_mids, kenbun_t_changes FROM d;\n  IF kenbun_t_sids IS NOT NULL THEN\n    kenbun_kinds := pg_catalog.array_cat(kenbun_kinds, kenbun_t_kinds);\n    kenbun_sids := pg_catalog.array_cat(kenbun_sids, kenbun_t_sids);\n    kenbun_mids := pg_catalog.array_cat(kenbun_mids, kenbun_t_mids);\n    kenbun_changes := pg_catalog.array_cat(kenbun_changes, kenbun_t_changes);\n  END IF;\n"
+        );
+        units.push((c.clone(), stmt));
     }
-    if group_ctes.is_empty() && direct.is_empty() {
+    if units.is_empty() {
         return nothing;
     }
-
     let mut body = String::from(
-        "DECLARE\n  kenbun_n bigint;\n  kenbun_kinds text[];\n  kenbun_sids bigint[];\n  kenbun_mids text[];\n  kenbun_changes text[];\nBEGIN\n",
+        "DECLARE\n  kenbun_n bigint;\n  kenbun_u boolean[];\n  kenbun_kinds text[];\n  kenbun_sids bigint[];\n  kenbun_mids text[];\n  kenbun_changes text[];\n  kenbun_t_kinds text[];\n  kenbun_t_sids bigint[];\n  kenbun_t_mids text[];\n  kenbun_t_changes text[];\nBEGIN\n",
     );
     // 1. anchors: leads first, then accounts; each lock set is computed after the previous locks
     let lead_anchor_src = match table {
         Kind::Lead | Kind::Event => Some(keys_of("true", "k")),
         Kind::Account => None,
     };
-    let needs_account_locks = kind_groups.contains_key(&Kind::Account)
-        || (table == Kind::Account && !direct.is_empty())
+    let needs_account_locks = has_account_unit
         || relevant
             .iter()
             .any(|(s, _)| s.reads.iter().any(|(k, _)| *k == Kind::Account));
@@ -362,97 +391,24 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
     for (src, class) in [(lead_anchor_src, LOCK_LEAD), (account_anchor_src, LOCK_ACCOUNT)] {
         if let Some(src) = src {
             body.push_str(&format!(
-                "  WITH ch AS ({ch})\n  SELECT pg_catalog.count(pg_catalog.pg_advisory_xact_lock({class}, q.h)) INTO kenbun_n\n    FROM (SELECT DISTINCT pg_catalog.hashtext(k.x::text) AS h FROM ({src}) AS k(x) WHERE k.x IS NOT NULL ORDER BY 1) AS q;\n"
+                "  WITH ch AS ({ch})\n  SELECT pg_catalog.count(pg_catalog.pg_advisory_xact_lock({class}, q.h)) INTO kenbun_n\n    FROM (SELECT DISTINCT pg_catalog.hashtext(k.x::text) & {LOCK_STRIPES_MASK} AS h FROM ({src}) AS k(x) WHERE k.x IS NOT NULL ORDER BY 1) AS q;\n"
             ));
         }
     }
-    // 2. evaluate the candidates and diff against membership, in one statement without writes
-    let mut ctes = vec![format!("ch AS ({ch})")];
-    ctes.extend(group_ctes);
-    let mut diffs = vec![];
-    let mut kinds: Vec<Kind> = kind_groups.keys().copied().collect();
-    if !direct.is_empty() && !kinds.contains(&table) {
-        kinds.push(table);
+    // 2. which units can be affected, then each of them: evaluate its candidates and diff against
+    //    membership, without writes
+    let conditional = units.iter().any(|(c, _)| c != "true");
+    if conditional {
+        let flags = units.iter().map(|(c, _)| format!("COALESCE(pg_catalog.bool_or({c}), false)")).collect::<Vec<_>>().join(", ");
+        body.push_str(&format!("  WITH ch AS ({ch})\n  SELECT ARRAY[{flags}] INTO kenbun_u FROM ch;\n"));
     }
-    kinds.sort();
-    for kind in kinds {
-        let Some(b) = cat.binding(kind) else { continue };
-        let k = kind.name().chars().next().unwrap();
-        let (members, mcol) = members_table(kind);
-        let alias = root_alias(kind);
-        let bkey = ident(b.key.as_deref().unwrap_or_default());
-        let tbl = b.qualified();
-        let mut should = vec![];
-        let mut have = vec![];
-        if kind == table && !direct.is_empty() {
-            // segments of the changed table: the changed rows themselves are the candidates
-            let values: Vec<String> = direct
-                .iter()
-                .map(|(s, cols)| format!("({}::bigint, CASE WHEN {} THEN ({}) IS TRUE END)", s.id, cond(cols), s.sql))
-                .collect();
-            should.push(format!(
-                "SELECT s.sid, {alias}.{bkey} AS mid FROM ch JOIN {tbl} AS {alias} ON {alias}.{bkey} = ch.k_new CROSS JOIN LATERAL (VALUES {}) AS s(sid, ok) WHERE s.ok",
-                values.join(", ")
-            ));
-            let whens: Vec<String> = direct.iter().map(|(s, cols)| format!("WHEN {} THEN {}", s.id, cond(cols))).collect();
-            have.push(format!(
-                "SELECT m.segment_id AS sid, m.{mcol} AS mid FROM ch JOIN {members} AS m ON m.{mcol} IN (ch.k_new, ch.k_old) WHERE CASE m.segment_id {} ELSE false END",
-                whens.join(" ")
-            ));
+    for (i, (c, stmt)) in units.iter().enumerate() {
+        if conditional && c != "true" {
+            body.push_str(&format!("  IF kenbun_u[{}] THEN\n  {stmt}  END IF;\n", i + 1));
+        } else {
+            body.push_str(&format!("  {stmt}"));
         }
-        if let Some(kgroups) = kind_groups.get(&kind) {
-            // segments reached through another table: candidate keys per group, then one pass
-            let all_keys: Vec<String> = kgroups.iter().map(|(gi, _)| format!("SELECT x FROM k{gi}")).collect();
-            ctes.push(format!("kall_{k} AS ({})", all_keys.join(" UNION ")));
-            let values: Vec<String> = relevant
-                .iter()
-                .filter(|(s, _)| s.kind == kind && s.kind != table)
-                .map(|(s, _)| {
-                    format!(
-                        "({id}::bigint, CASE WHEN {alias}.{bkey} IN (SELECT x FROM k{gi}) THEN ({sql}) IS TRUE END)",
-                        id = s.id,
-                        gi = group_of[&s.id],
-                        sql = s.sql
-                    )
-                })
-                .collect();
-            should.push(format!(
-                "SELECT s.sid, {alias}.{bkey} AS mid FROM {tbl} AS {alias} CROSS JOIN LATERAL (VALUES {}) AS s(sid, ok) WHERE {alias}.{bkey} = ANY (ARRAY(SELECT x FROM kall_{k})) AND s.ok",
-                values.join(", ")
-            ));
-            let which: Vec<String> = kgroups
-                .iter()
-                .map(|(gi, ids)| {
-                    format!(
-                        "(m.segment_id IN ({}) AND m.{mcol} IN (SELECT x FROM k{gi}))",
-                        ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
-                    )
-                })
-                .collect();
-            have.push(format!(
-                "SELECT m.segment_id AS sid, m.{mcol} AS mid FROM {members} AS m WHERE m.{mcol} = ANY (ARRAY(SELECT x FROM kall_{k})) AND ({})",
-                which.join(" OR ")
-            ));
-        }
-        ctes.push(format!("should_{k} AS ({})", should.join(" UNION ALL ")));
-        ctes.push(format!("have_{k} AS ({})", have.join(" UNION ALL ")));
-        let kl = literal(kind.name());
-        diffs.push(format!(
-            "SELECT {kl} AS kind, x.sid, x.mid::text AS mid, 'enter' AS change FROM (SELECT sid, mid FROM should_{k} EXCEPT SELECT sid, mid FROM have_{k}) AS x"
-        ));
-        diffs.push(format!(
-            "SELECT {kl} AS kind, x.sid, x.mid::text AS mid, 'exit' AS change FROM (SELECT sid, mid FROM have_{k} EXCEPT SELECT sid, mid FROM should_{k}) AS x"
-        ));
     }
-    ctes.push(format!("d AS ({})", diffs.join(" UNION ALL ")));
-    body.push_str(&format!(
-        "  WITH {}
-  SELECT pg_catalog.array_agg(d.kind ORDER BY d.kind, d.sid, d.change DESC, d.mid), pg_catalog.array_agg(d.sid ORDER BY d.kind, d.sid, d.change DESC, d.mid),
-         pg_catalog.array_agg(d.mid ORDER BY d.kind, d.sid, d.change DESC, d.mid), pg_catalog.array_agg(d.change ORDER BY d.kind, d.sid, d.change DESC, d.mid)
-    INTO kenbun_kinds, kenbun_sids, kenbun_mids, kenbun_changes FROM d;
-",
-        ctes.join(",\n  ")
-    ));
     // 3. only when something changed: apply, log, notify
     body.push_str(&format!("  IF kenbun_sids IS NOT NULL THEN\n{}  END IF;\n", apply_sql(cat, "'data_change'")));
     if op == TrigOp::Update {
