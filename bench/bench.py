@@ -224,6 +224,7 @@ DIY = """
 SET client_min_messages = warning;
 CREATE TABLE IF NOT EXISTS app.diy_members (segment_id int, lead_id bigint, entered_at timestamptz DEFAULT now(),
                                             PRIMARY KEY (segment_id, lead_id));
+CREATE INDEX IF NOT EXISTS diy_members_lead_id_idx ON app.diy_members (lead_id);
 -- the "do it yourself" baseline: a PL/pgSQL row trigger for three segments, writing only on change
 CREATE OR REPLACE FUNCTION app.diy_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE

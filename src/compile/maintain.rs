@@ -23,6 +23,8 @@ pub const LOCK_ACCOUNT: i32 = 748_300_002;
 /// (PostgreSQL's shared lock table holds max_locks_per_transaction × max_connections, 6,400 by
 /// default), while two transactions on different members collide only 1 time in 256.
 pub const LOCK_STRIPES_MASK: i32 = 255;
+/// Above this many changed rows, one combined statement evaluates every affected segment.
+pub const BULK_ROWS: i32 = 32;
 
 /// An active segment as the generator needs it.
 #[derive(Debug, Clone)]
@@ -289,6 +291,18 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
         groups.entry((s.kind, cond(cols))).or_default().push(s);
     }
     let mut units: Vec<(String, String)> = vec![]; // (condition, statement)
+    // the same work as one statement, for statements that change many rows: one row lookup and one
+    // membership probe per changed row for all units together
+    #[derive(Default)]
+    struct Combined {
+        direct_vals: Vec<String>,
+        direct_arms: Vec<String>,
+        group_vals: Vec<String>,
+        group_arms: Vec<String>,
+        group_keys: Vec<String>,
+    }
+    let mut combined: BTreeMap<Kind, Combined> = BTreeMap::new();
+    let mut combined_ctes: Vec<String> = vec![];
     let mut has_account_unit = false;
     for ((kind, c), segs) in &groups {
         let Some(b) = cat.binding(*kind) else { continue };
@@ -299,15 +313,21 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
         let ids = segs.iter().map(|s| s.id.to_string()).collect::<Vec<_>>().join(", ");
         let values =
             segs.iter().map(|s| format!("({}::bigint, ({}) IS TRUE)", s.id, s.sql)).collect::<Vec<_>>().join(", ");
+        let cb = combined.entry(*kind).or_default();
         let (extra, should, have) = if *kind == table {
             // segments of the changed table: the changed rows themselves are the candidates
+            for sp in segs {
+                cb.direct_vals.push(format!("({}::bigint, CASE WHEN {c} THEN ({}) IS TRUE END)", sp.id, sp.sql));
+                cb.direct_arms.push(format!("WHEN {} THEN {c}", sp.id));
+            }
             (
                 String::new(),
                 format!(
                     "SELECT s.sid, {alias}.{bkey} AS mid FROM ch JOIN {tbl} AS {alias} ON {alias}.{bkey} = ch.k_new CROSS JOIN LATERAL (VALUES {values}) AS s(sid, ok) WHERE {c} AND s.ok"
                 ),
+                // one index probe per changed row; a second only where the key itself changed
                 format!(
-                    "SELECT m.segment_id AS sid, m.{mcol} AS mid FROM ch JOIN {members} AS m ON m.{mcol} IN (ch.k_new, ch.k_old) WHERE {c} AND m.segment_id IN ({ids})"
+                    "SELECT m.segment_id AS sid, m.{mcol} AS mid FROM ch JOIN {members} AS m ON m.{mcol} = ch.k_new WHERE {c} AND m.segment_id IN ({ids}) UNION ALL SELECT m.segment_id, m.{mcol} FROM ch JOIN {members} AS m ON m.{mcol} = ch.k_old WHERE ch.k_old IS DISTINCT FROM ch.k_new AND {c} AND m.segment_id IN ({ids})"
                 ),
             )
         } else {
@@ -339,6 +359,16 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
                 },
                 _ => continue,
             };
+            let gi = combined_ctes.len();
+            combined_ctes.push(format!("k{gi} AS (SELECT DISTINCT q.x FROM ({source}) AS q(x) WHERE q.x IS NOT NULL)"));
+            for sp in segs {
+                cb.group_vals.push(format!(
+                    "({}::bigint, CASE WHEN {alias}.{bkey} IN (SELECT x FROM k{gi}) THEN ({}) IS TRUE END)",
+                    sp.id, sp.sql
+                ));
+            }
+            cb.group_arms.push(format!("(m.segment_id IN ({ids}) AND m.{mcol} IN (SELECT x FROM k{gi}))"));
+            cb.group_keys.push(format!("SELECT x FROM k{gi}"));
             (
                 format!(",\n  k AS (SELECT DISTINCT q.x FROM ({source}) AS q(x) WHERE q.x IS NOT NULL)"),
                 format!(
@@ -359,8 +389,54 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
     if units.is_empty() {
         return nothing;
     }
+    let mut ctes = vec![format!("ch AS ({ch})")];
+    ctes.extend(combined_ctes);
+    let mut diffs = vec![];
+    for (kind, cb) in &combined {
+        if cb.direct_vals.is_empty() && cb.group_vals.is_empty() {
+            continue;
+        }
+        let Some(b) = cat.binding(*kind) else { continue };
+        let k = kind.name().chars().next().unwrap();
+        let (members, mcol) = members_table(*kind);
+        let alias = root_alias(*kind);
+        let bkey = ident(b.key.as_deref().unwrap_or_default());
+        let tbl = b.qualified();
+        let (mut should, mut have) = (vec![], vec![]);
+        if !cb.direct_vals.is_empty() {
+            should.push(format!(
+                "SELECT s.sid, {alias}.{bkey} AS mid FROM ch JOIN {tbl} AS {alias} ON {alias}.{bkey} = ch.k_new CROSS JOIN LATERAL (VALUES {}) AS s(sid, ok) WHERE s.ok",
+                cb.direct_vals.join(", ")
+            ));
+            let arms = cb.direct_arms.join(" ");
+            have.push(format!(
+                "SELECT m.segment_id AS sid, m.{mcol} AS mid FROM ch JOIN {members} AS m ON m.{mcol} = ch.k_new WHERE CASE m.segment_id {arms} ELSE false END UNION ALL SELECT m.segment_id, m.{mcol} FROM ch JOIN {members} AS m ON m.{mcol} = ch.k_old WHERE ch.k_old IS DISTINCT FROM ch.k_new AND CASE m.segment_id {arms} ELSE false END"
+            ));
+        }
+        if !cb.group_vals.is_empty() {
+            ctes.push(format!("kall_{k} AS ({})", cb.group_keys.join(" UNION ")));
+            should.push(format!(
+                "SELECT s.sid, {alias}.{bkey} AS mid FROM {tbl} AS {alias} CROSS JOIN LATERAL (VALUES {}) AS s(sid, ok) WHERE {alias}.{bkey} = ANY (ARRAY(SELECT x FROM kall_{k})) AND s.ok",
+                cb.group_vals.join(", ")
+            ));
+            have.push(format!(
+                "SELECT m.segment_id AS sid, m.{mcol} AS mid FROM {members} AS m WHERE m.{mcol} = ANY (ARRAY(SELECT x FROM kall_{k})) AND ({})",
+                cb.group_arms.join(" OR ")
+            ));
+        }
+        ctes.push(format!("should_{k} AS ({})", should.join(" UNION ALL ")));
+        ctes.push(format!("have_{k} AS ({})", have.join(" UNION ALL ")));
+        let kl = literal(kind.name());
+        diffs.push(format!("SELECT {kl} AS kind, x.sid, x.mid::text AS mid, 'enter' AS change FROM (SELECT sid, mid FROM should_{k} EXCEPT SELECT sid, mid FROM have_{k}) AS x"));
+        diffs.push(format!("SELECT {kl} AS kind, x.sid, x.mid::text AS mid, 'exit' AS change FROM (SELECT sid, mid FROM have_{k} EXCEPT SELECT sid, mid FROM should_{k}) AS x"));
+    }
+    ctes.push(format!("d AS ({})", diffs.join(" UNION ALL ")));
+    let combined_stmt = format!(
+        "WITH {}\n  SELECT pg_catalog.array_agg(d.kind ORDER BY d.kind, d.sid, d.change DESC, d.mid), pg_catalog.array_agg(d.sid ORDER BY d.kind, d.sid, d.change DESC, d.mid),\n         pg_catalog.array_agg(d.mid ORDER BY d.kind, d.sid, d.change DESC, d.mid), pg_catalog.array_agg(d.change ORDER BY d.kind, d.sid, d.change DESC, d.mid)\n    INTO kenbun_kinds, kenbun_sids, kenbun_mids, kenbun_changes FROM d;\n",
+        ctes.join(",\n  ")
+    );
     let mut body = String::from(
-        "DECLARE\n  kenbun_n bigint;\n  kenbun_u boolean[];\n  kenbun_kinds text[];\n  kenbun_sids bigint[];\n  kenbun_mids text[];\n  kenbun_changes text[];\n  kenbun_t_kinds text[];\n  kenbun_t_sids bigint[];\n  kenbun_t_mids text[];\n  kenbun_t_changes text[];\nBEGIN\n",
+        "DECLARE\n  kenbun_n bigint;\n  kenbun_rows bigint;\n  kenbun_u boolean[];\n  kenbun_kinds text[];\n  kenbun_sids bigint[];\n  kenbun_mids text[];\n  kenbun_changes text[];\n  kenbun_t_kinds text[];\n  kenbun_t_sids bigint[];\n  kenbun_t_mids text[];\n  kenbun_t_changes text[];\nBEGIN\n",
     );
     // 1. anchors: leads first, then accounts; each lock set is computed after the previous locks
     let lead_anchor_src = match table {
@@ -388,19 +464,57 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
             _ => None,
         }
     };
-    for (src, class) in [(lead_anchor_src, LOCK_LEAD), (account_anchor_src, LOCK_ACCOUNT)] {
-        if let Some(src) = src {
-            body.push_str(&format!(
-                "  WITH ch AS ({ch})\n  SELECT pg_catalog.count(pg_catalog.pg_advisory_xact_lock({class}, q.h)) INTO kenbun_n\n    FROM (SELECT DISTINCT pg_catalog.hashtext(k.x::text) & {LOCK_STRIPES_MASK} AS h FROM ({src}) AS k(x) WHERE k.x IS NOT NULL ORDER BY 1) AS q;\n"
-            ));
+    // 2. which units can be affected (flags), computed in the statement that takes the locks when the
+    //    account keys come straight from the changed rows; events need the leads locked first
+    let conditional = units.iter().any(|(c, _)| c != "true");
+    let flags = units
+        .iter()
+        .map(|(c, _)| format!("COALESCE(pg_catalog.bool_or({c}), false)"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let stripes = |src: &str, class: i32, order: i32| {
+        format!(
+            "SELECT DISTINCT {order} AS o, {class} AS c, pg_catalog.hashtext(k.x::text) & {LOCK_STRIPES_MASK} AS h FROM ({src}) AS k(x) WHERE k.x IS NOT NULL"
+        )
+    };
+    let lock_stmt = |sets: Vec<String>, with_flags: bool| {
+        let locks = format!(
+            "(SELECT pg_catalog.count(pg_catalog.pg_advisory_xact_lock(q.c, q.h)) FROM ({} ORDER BY 1, 3) AS q)",
+            sets.join(" UNION ALL ")
+        );
+        if with_flags {
+            format!("  WITH ch AS ({ch})\n  SELECT {locks}, ARRAY[{flags}], pg_catalog.count(*) INTO kenbun_n, kenbun_u, kenbun_rows FROM ch;\n")
+        } else {
+            format!("  WITH ch AS ({ch})\n  SELECT {locks} INTO kenbun_n;\n")
+        }
+    };
+    let mut flags_done = false;
+    match (table, lead_anchor_src, account_anchor_src) {
+        (Kind::Event, Some(l), Some(a)) => {
+            body.push_str(&lock_stmt(vec![stripes(&l, LOCK_LEAD, 1)], false));
+            body.push_str(&lock_stmt(vec![stripes(&a, LOCK_ACCOUNT, 2)], conditional));
+            flags_done = conditional;
+        }
+        (_, l, a) => {
+            let mut sets = vec![];
+            if let Some(l) = l {
+                sets.push(stripes(&l, LOCK_LEAD, 1));
+            }
+            if let Some(a) = a {
+                sets.push(stripes(&a, LOCK_ACCOUNT, 2));
+            }
+            if !sets.is_empty() {
+                body.push_str(&lock_stmt(sets, conditional));
+                flags_done = conditional;
+            }
         }
     }
-    // 2. which units can be affected, then each of them: evaluate its candidates and diff against
-    //    membership, without writes
-    let conditional = units.iter().any(|(c, _)| c != "true");
+    if conditional && !flags_done {
+        body.push_str(&format!("  WITH ch AS ({ch})\n  SELECT ARRAY[{flags}], pg_catalog.count(*) INTO kenbun_u, kenbun_rows FROM ch;\n"));
+    }
+    // many changed rows: the combined statement; few: only the units their changes can affect
     if conditional {
-        let flags = units.iter().map(|(c, _)| format!("COALESCE(pg_catalog.bool_or({c}), false)")).collect::<Vec<_>>().join(", ");
-        body.push_str(&format!("  WITH ch AS ({ch})\n  SELECT ARRAY[{flags}] INTO kenbun_u FROM ch;\n"));
+        body.push_str(&format!("  IF kenbun_rows > {BULK_ROWS} THEN\n  {combined_stmt}  ELSE\n"));
     }
     for (i, (c, stmt)) in units.iter().enumerate() {
         if conditional && c != "true" {
@@ -408,6 +522,9 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
         } else {
             body.push_str(&format!("  {stmt}"));
         }
+    }
+    if conditional {
+        body.push_str("  END IF;\n");
     }
     // 3. only when something changed: apply, log, notify
     body.push_str(&format!("  IF kenbun_sids IS NOT NULL THEN\n{}  END IF;\n", apply_sql(cat, "'data_change'")));

@@ -412,10 +412,12 @@ mod maintenance {
         // the account segment is reached through the lead's old and new account
         assert!(upd.body.contains("(VALUES (ch.a_new), (ch.a_old))"));
         assert!(upd.body.contains("kenbun.account_members"));
-        // anchors are locked, leads first then accounts
-        let l = upd.body.find(&format!("pg_advisory_xact_lock({LOCK_LEAD}")).unwrap();
-        let a = upd.body.find(&format!("pg_advisory_xact_lock({LOCK_ACCOUNT}")).unwrap();
-        assert!(l < a);
+        // anchors are locked in one ordered pass, leads (1) first then accounts (2), before any evaluation
+        let l = upd.body.find(&format!("1 AS o, {LOCK_LEAD} AS c")).unwrap();
+        let a = upd.body.find(&format!("2 AS o, {LOCK_ACCOUNT} AS c")).unwrap();
+        let order = upd.body.find("ORDER BY 1, 3) AS q)").unwrap();
+        let first_unit = upd.body.find("should AS").unwrap();
+        assert!(l < a && a < order && order < first_unit);
     }
 
     #[test]

@@ -121,6 +121,13 @@ UPDATE kenbun.segments SET active = true WHERE name = 'hot';
 SELECT * FROM kenbun.segment_lint('{"field":"id","op":"gt","value":0}');
 SELECT * FROM kenbun.segment_lint('{"field":"industry","op":"eq","value":"SaaS"}', 'account');
 
+-- statements that change many rows take the combined path; membership stays exact
+UPDATE a_leads SET score = (id * 7) % 100, attributes = '{"plan":"pro"}' WHERE country = 'FR';
+UPDATE a_leads SET country = 'US' WHERE id BETWEEN 101 AND 140;
+SELECT count(*) AS hot_members FROM kenbun.segment_members('hot', 1000);
+SELECT count(*) AS us_members FROM kenbun.segment_members('us', 1000);
+DELETE FROM a_leads WHERE id BETWEEN 301 AND 350;
+SELECT count(*) AS french_members FROM kenbun.segment_members('french', 1000);
 -- drift over all segments at once
 SELECT * FROM kenbun.drift_report();
 
