@@ -159,10 +159,28 @@ DECLARE
     seg kenbun.segments;
     tbl text;
     col text;
+    empty boolean;
 BEGIN
     SELECT * INTO seg FROM kenbun.segments s WHERE s.id = seg_id;
     tbl := CASE seg.kind WHEN 'lead' THEN 'kenbun.lead_members' ELSE 'kenbun.account_members' END;
     col := CASE seg.kind WHEN 'lead' THEN 'lead_id' ELSE 'account_id' END;
+    EXECUTE format('SELECT NOT EXISTS (SELECT 1 FROM %s m WHERE m.segment_id = $1)', tbl) INTO empty USING seg.id;
+    IF empty THEN
+        -- a first fill (insert, activation): nothing to compare with
+        EXECUTE format($q$
+            WITH ins AS (INSERT INTO %2$s AS m (segment_id, %3$I)
+                         SELECT $1, s.mid FROM (%1$s) s ORDER BY 2
+                         RETURNING m.%3$I::text AS member_id),
+            logged AS (INSERT INTO kenbun.membership_changes (segment_id, kind, member_id, change, reason)
+                       SELECT $1, $2, member_id, 'enter', $3 FROM ins RETURNING member_id),
+            sent AS (SELECT kenbun._notify($1, $4, $2, 'enter', $3, g.ids) AS n
+                       FROM (SELECT pg_catalog.array_agg(member_id) AS ids FROM logged HAVING pg_catalog.count(*) > 0) g)
+            SELECT (SELECT pg_catalog.count(*) FROM ins), 0::bigint, (SELECT pg_catalog.count(*) FROM sent)
+        $q$, kenbun._members_query(seg), tbl, col)
+        INTO entered, exited
+        USING seg.id, seg.kind, reason, seg.name;
+        RETURN;
+    END IF;
     EXECUTE format($q$
         WITH should AS (%1$s),
         ins AS (INSERT INTO %2$s AS m (segment_id, %3$I)
