@@ -169,10 +169,15 @@ def bench_fill(runs):
             res["kenbun"].setdefault(name, []).extend(k)
         res["kenbun"][name] = stats(res["kenbun"][name])
         res["hand"][name] = stats(timed(stmts_h)["fill"])
-        got = psql(f"SELECT count(*) FROM {tbl} WHERE segment_id = (SELECT id FROM kenbun.segments WHERE name = {q(name)})").strip()
-        want = psql(f"SELECT count(*) FROM {frm} WHERE {sql}").strip()
-        if got != want:
-            res["mismatch"].append({"segment": name, "kenbun": got, "hand": want})
+        # counts are compared in one statement, so that time windows are evaluated at the same instant
+        got, want = psql(
+            f"SELECT (SELECT count(*) FROM kenbun.segment_preview((SELECT rule FROM kenbun.segments WHERE name = {q(name)}), {q(kind)}, 2147483647)),"
+            f" (SELECT count(*) FROM {frm} WHERE {sql})"
+        ).strip().split("|")
+        members = psql(f"SELECT count(*) FROM {tbl} WHERE segment_id = (SELECT id FROM kenbun.segments WHERE name = {q(name)})").strip()
+        timed_seg = psql(f"SELECT time_dependent FROM kenbun.segments WHERE name = {q(name)}").strip() == "t"
+        if got != want or (members != got and not timed_seg):
+            res["mismatch"].append({"segment": name, "kenbun_rule": got, "hand": want, "members": members})
     tk = sum(v["median"] for v in res["kenbun"].values())
     th = sum(v["median"] for v in res["hand"].values())
     res["total_kenbun_ms"], res["total_hand_ms"], res["ratio"] = tk, th, tk / th
