@@ -10,9 +10,7 @@ BEGIN
         RETURN kenbun._members_query(seg);
     END IF;
     RETURN format('SELECT m.%I AS mid FROM %s AS m WHERE m.segment_id = %s',
-                  CASE seg.kind WHEN 'lead' THEN 'lead_id' ELSE 'account_id' END,
-                  CASE seg.kind WHEN 'lead' THEN 'kenbun.lead_members' ELSE 'kenbun.account_members' END,
-                  seg.id);
+                  (kenbun._members_of(seg.kind)).col, (kenbun._members_of(seg.kind)).tbl, seg.id);
 END $$;
 
 CREATE FUNCTION kenbun._same_kind(a kenbun.segments, b kenbun.segments)
@@ -122,8 +120,7 @@ BEGIN
          WHERE m.segment_id = $1 AND ($2::text IS NULL OR m.%1$I > $2::%5$s)
          ORDER BY m.%1$I
          LIMIT $3
-    $q$, CASE seg.kind WHEN 'lead' THEN 'lead_id' ELSE 'account_id' END,
-         CASE seg.kind WHEN 'lead' THEN 'kenbun.lead_members' ELSE 'kenbun.account_members' END,
+    $q$, (kenbun._members_of(seg.kind)).col, (kenbun._members_of(seg.kind)).tbl,
          b.tbl, b.key, b.keytype)
     USING seg.id, after, lim;
 END $$;

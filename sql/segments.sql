@@ -72,6 +72,14 @@ SELECT pg_catalog.jsonb_build_object(
         FROM kenbun.segments s), '[]'::jsonb))
 $$;
 
+-- The membership table and member column of a kind (the SQL twin of members_table() in Rust).
+CREATE FUNCTION kenbun._members_of(kind text, OUT tbl text, OUT col text)
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE kind WHEN 'lead' THEN 'kenbun.lead_members' ELSE 'kenbun.account_members' END,
+           CASE kind WHEN 'lead' THEN 'lead_id' ELSE 'account_id' END
+$$;
+
 -- Creates (or re-creates, when the key type changed) the membership table of a kind.
 CREATE FUNCTION kenbun._ensure_members(kind text)
 RETURNS void LANGUAGE plpgsql
@@ -79,7 +87,7 @@ SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     keytype regtype;
     tbl text := CASE kind WHEN 'lead' THEN 'lead_members' ELSE 'account_members' END;
-    col text := CASE kind WHEN 'lead' THEN 'lead_id' ELSE 'account_id' END;
+    col text := (kenbun._members_of(kind)).col;
     current regtype;
 BEGIN
     SELECT a.atttypid::regtype INTO keytype
@@ -162,8 +170,7 @@ DECLARE
     empty boolean;
 BEGIN
     SELECT * INTO seg FROM kenbun.segments s WHERE s.id = seg_id;
-    tbl := CASE seg.kind WHEN 'lead' THEN 'kenbun.lead_members' ELSE 'kenbun.account_members' END;
-    col := CASE seg.kind WHEN 'lead' THEN 'lead_id' ELSE 'account_id' END;
+    SELECT m.tbl, m.col INTO tbl, col FROM kenbun._members_of(seg.kind) m;
     EXECUTE format('SELECT NOT EXISTS (SELECT 1 FROM %s m WHERE m.segment_id = $1)', tbl) INTO empty USING seg.id;
     IF empty THEN
         -- a first fill (insert, activation): nothing to compare with
@@ -217,8 +224,7 @@ BEGIN
         sent AS (SELECT kenbun._notify($1, $4, $2, 'exit', $3, g.ids) AS n
                    FROM (SELECT pg_catalog.array_agg(member_id ORDER BY member_id) AS ids FROM logged HAVING pg_catalog.count(*) > 0) g)
         SELECT (SELECT pg_catalog.count(*) FROM del) + 0 * (SELECT pg_catalog.count(*) FROM sent)
-    $q$, CASE kind WHEN 'lead' THEN 'kenbun.lead_members' ELSE 'kenbun.account_members' END,
-         CASE kind WHEN 'lead' THEN 'lead_id' ELSE 'account_id' END)
+    $q$, (kenbun._members_of(kind)).tbl, (kenbun._members_of(kind)).col)
     INTO n
     USING seg_id, kind, reason, seg_name;
     RETURN n;
@@ -445,8 +451,7 @@ DECLARE
 BEGIN
     IF NOT seg.active THEN
         RETURN QUERY EXECUTE format('SELECT m.%I::text, ''unexpected''::text FROM %s m WHERE m.segment_id = $1',
-            CASE seg.kind WHEN 'lead' THEN 'lead_id' ELSE 'account_id' END,
-            CASE seg.kind WHEN 'lead' THEN 'kenbun.lead_members' ELSE 'kenbun.account_members' END) USING seg.id;
+            (kenbun._members_of(seg.kind)).col, (kenbun._members_of(seg.kind)).tbl) USING seg.id;
         RETURN;
     END IF;
     RETURN QUERY EXECUTE format($q$
@@ -455,9 +460,8 @@ BEGIN
           FROM should s FULL JOIN have h ON s.mid = h.mid
          WHERE s.mid IS NULL OR h.mid IS NULL
          ORDER BY 2, 1
-    $q$, kenbun._members_query(seg),
-         CASE seg.kind WHEN 'lead' THEN 'kenbun.lead_members' ELSE 'kenbun.account_members' END,
-         CASE seg.kind WHEN 'lead' THEN 'lead_id' ELSE 'account_id' END) USING seg.id;
+    $q$, kenbun._members_query(seg), (kenbun._members_of(seg.kind)).tbl, (kenbun._members_of(seg.kind)).col)
+    USING seg.id;
 END $$;
 COMMENT ON FUNCTION kenbun.segment_drift(text) IS 'Members the table has but the rule does not give (unexpected), and the reverse (missing).';
 
