@@ -110,7 +110,8 @@ BEGIN
             PRIMARY KEY (segment_id, %2$I)
         );
         CREATE INDEX %4$I ON kenbun.%1$I (%2$I, segment_id);
-        COMMENT ON TABLE kenbun.%1$I IS 'Current members of each active %5$s segment (maintained by kenbun).'
+        COMMENT ON TABLE kenbun.%1$I IS 'Current members of each active %5$s segment (maintained by kenbun).';
+        GRANT SELECT ON kenbun.%1$I TO kenbun_reader
     $ddl$, tbl, col, keytype, tbl || '_' || col || '_idx', kind);
 END $$;
 

@@ -24,3 +24,6 @@ pub mod pg_test {
         vec![]
     }
 }
+
+// roles, grants and SECURITY DEFINER: after every object exists
+::pgrx::extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);

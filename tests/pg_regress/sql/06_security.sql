@@ -1,5 +1,5 @@
 -- preview and count run with the caller's rights: privileges and row-level security apply.
-CREATE ROLE kenbun_test_analyst;
+CREATE ROLE kenbun_test_analyst IN ROLE kenbun_reader;
 CREATE ROLE kenbun_test_nobody;
 GRANT SELECT ON leads, accounts, events TO kenbun_test_analyst;
 ALTER TABLE leads ENABLE ROW LEVEL SECURITY;
@@ -14,14 +14,12 @@ SELECT try($$SELECT * FROM kenbun.segment_preview('{"all":[]}')$$);
 SELECT try($$SELECT kenbun.segment_count('{"all":[]}', 'account')$$);
 SELECT try($$SELECT kenbun.bind_leads('leads')$$);
 RESET ROLE;
--- the extension's own functions pin search_path; only the trigger functions kenbun installs on the
--- bound tables are SECURITY DEFINER (so that membership is maintained whatever role writes the data)
+-- the extension's own functions pin search_path (SECURITY DEFINER ones: see 10_roles)
 SELECT p.proname, p.prosecdef, p.proconfig
   FROM pg_proc p
  WHERE p.pronamespace = 'kenbun'::regnamespace
    AND p.proname IN ('compile', 'segment_preview', 'segment_count', 'bind_leads', 'map_field', 'define_levels')
  ORDER BY 1;
-SELECT proname, proconfig FROM pg_proc WHERE pronamespace = 'kenbun'::regnamespace AND prosecdef ORDER BY 1;
 -- functions without a pinned search_path run no SQL (type I/O, casts, the capture trigger)
 SELECT proname FROM pg_proc
  WHERE pronamespace = 'kenbun'::regnamespace
