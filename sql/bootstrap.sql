@@ -200,6 +200,13 @@ BEGIN
     IF type IS NULL THEN
         RAISE EXCEPTION 'type must not be NULL' USING ERRCODE = '22004';
     END IF;
+    IF (SELECT y.typnamespace FROM pg_catalog.pg_type y WHERE y.oid = type) <> 'pg_catalog'::regnamespace THEN
+        RAISE EXCEPTION 'type % is not a built-in type', type
+            USING ERRCODE = '42804',
+                  HINT = 'map fields to built-in types (text, numeric, bigint, boolean, date, timestamptz, jsonb, ...): '
+                         'kenbun evaluates fields inside triggers that run as the extension''s owner, where a '
+                         'user-defined type''s code would run with the owner''s rights';
+    END IF;
     IF path IS NULL OR path = '' THEN
         RAISE EXCEPTION 'path must not be empty' USING ERRCODE = '22023',
             HINT = 'a path is a column name, or a column and keys into it: attributes.plan';

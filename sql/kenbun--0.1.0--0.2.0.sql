@@ -3,6 +3,97 @@
 -- kenbun generated under 0.1.0 handed to the extension's owner.
 \echo Use "ALTER EXTENSION kenbun UPDATE TO '0.2.0'" to load this file. \quit
 
+-- The type under a (possibly nested) domain.
+CREATE FUNCTION kenbun._base_type(t oid)
+RETURNS oid LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+    WITH RECURSIVE d(oid, depth) AS (
+        SELECT t, 0
+        UNION ALL
+        SELECT y.typbasetype, d.depth + 1 FROM pg_catalog.pg_type y JOIN d ON y.oid = d.oid WHERE y.typtype = 'd')
+    SELECT d.oid FROM d ORDER BY d.depth DESC LIMIT 1
+$$;
+
+-- Everything the compiler needs, as one document. A column whose type (under its domains) is not
+-- built in is reported as text with as_text: the compiler reads it as column::text and never casts
+-- to it, because the generated triggers run as the extension's owner and a cast to a user-defined
+-- type (a domain's CHECK, an input function) would run user code with the owner's rights.
+CREATE OR REPLACE FUNCTION kenbun._catalog()
+RETURNS jsonb LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+SELECT pg_catalog.jsonb_build_object(
+  'bindings', COALESCE((
+      SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+               'kind', b.kind, 'schema', n.nspname, 'table', c.relname,
+               'key', b.key_column, 'account_key', b.account_column, 'lead_key', b.lead_column,
+               'type_column', b.type_column, 'time_column', b.time_column,
+               'metadata_column', b.metadata_column,
+               'columns', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                                   'name', a.attname,
+                                   'type', CASE WHEN y.typnamespace = 'pg_catalog'::regnamespace
+                                                THEN pg_catalog.format_type(y.oid, NULL) ELSE 'text' END,
+                                   'as_text', y.typnamespace <> 'pg_catalog'::regnamespace,
+                                   'not_null', a.attnotnull) ORDER BY a.attnum), '[]'::jsonb)
+                             FROM pg_catalog.pg_attribute a
+                             JOIN pg_catalog.pg_type y ON y.oid = kenbun._base_type(a.atttypid)
+                            WHERE a.attrelid = b.relid AND a.attnum > 0 AND NOT a.attisdropped)))
+        FROM kenbun.bindings b
+        JOIN pg_catalog.pg_class c ON c.oid = b.relid
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace), '[]'::jsonb),
+  'fields', COALESCE((
+      SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+               'kind', f.kind, 'name', f.name, 'path', f.path, 'type', pg_catalog.format_type(f.type, NULL),
+               'builtin', y.typnamespace = 'pg_catalog'::regnamespace))
+        FROM kenbun.fields f JOIN pg_catalog.pg_type y ON y.oid = f.type), '[]'::jsonb),
+  'levels', COALESCE((
+      SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('name', v.name, 'field', v.field, 'tiers', v.tiers))
+        FROM kenbun.levels v), '[]'::jsonb),
+  'segments', COALESCE((
+      SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', s.id, 'name', s.name, 'kind', s.kind,
+                                                                'rule', s.rule::jsonb))
+        FROM kenbun.segments s), '[]'::jsonb))
+$$;
+
+CREATE OR REPLACE FUNCTION kenbun.map_field(kind text, field text, path text, type regtype)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tbl regclass := kenbun._require_kind(kind);
+    parts text[];
+    coltype regtype;
+BEGIN
+    IF field IS NULL OR field = '' THEN
+        RAISE EXCEPTION 'field name must not be empty' USING ERRCODE = '22023';
+    END IF;
+    IF type IS NULL THEN
+        RAISE EXCEPTION 'type must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF (SELECT y.typnamespace FROM pg_catalog.pg_type y WHERE y.oid = type) <> 'pg_catalog'::regnamespace THEN
+        RAISE EXCEPTION 'type % is not a built-in type', type
+            USING ERRCODE = '42804',
+                  HINT = 'map fields to built-in types (text, numeric, bigint, boolean, date, timestamptz, jsonb, ...): '
+                         'kenbun evaluates fields inside triggers that run as the extension''s owner, where a '
+                         'user-defined type''s code would run with the owner''s rights';
+    END IF;
+    IF path IS NULL OR path = '' THEN
+        RAISE EXCEPTION 'path must not be empty' USING ERRCODE = '22023',
+            HINT = 'a path is a column name, or a column and keys into it: attributes.plan';
+    END IF;
+    parts := pg_catalog.string_to_array(path, '.');
+    IF '' = ANY (parts) THEN
+        RAISE EXCEPTION 'path "%" has an empty element', path USING ERRCODE = '22023';
+    END IF;
+    coltype := kenbun._require_column(tbl, parts[1]::name, 'the first element of path "' || path || '"');
+    IF pg_catalog.array_length(parts, 1) > 1 AND coltype <> 'jsonb'::regtype THEN
+        RAISE EXCEPTION 'path "%" goes into column "%", which is %, not jsonb', path, parts[1], coltype
+            USING ERRCODE = '42804';
+    END IF;
+    INSERT INTO kenbun.fields AS f (kind, name, path, type) VALUES (kind, field, path, type)
+    ON CONFLICT ON CONSTRAINT fields_pkey DO UPDATE SET path = EXCLUDED.path, type = EXCLUDED.type;
+    PERFORM kenbun._catalog_changed();
+END $$;
+COMMENT ON FUNCTION kenbun.map_field(text, text, text, regtype) IS 'Adds (or replaces) a named, typed field over a column or JSON path.';
+
 -- Creates (or re-creates, when the key type changed) the membership table of a kind.
 CREATE OR REPLACE FUNCTION kenbun._ensure_members(kind text)
 RETURNS void LANGUAGE plpgsql

@@ -40,7 +40,21 @@ SELECT pg_catalog.pg_extension_config_dump('kenbun.segments', '');
 SELECT pg_catalog.pg_extension_config_dump('kenbun.membership_changes', '');
 GRANT SELECT ON kenbun.segments TO PUBLIC;
 
--- Everything the compiler needs, as one document.
+-- The type under a (possibly nested) domain.
+CREATE FUNCTION kenbun._base_type(t oid)
+RETURNS oid LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+    WITH RECURSIVE d(oid, depth) AS (
+        SELECT t, 0
+        UNION ALL
+        SELECT y.typbasetype, d.depth + 1 FROM pg_catalog.pg_type y JOIN d ON y.oid = d.oid WHERE y.typtype = 'd')
+    SELECT d.oid FROM d ORDER BY d.depth DESC LIMIT 1
+$$;
+
+-- Everything the compiler needs, as one document. A column whose type (under its domains) is not
+-- built in is reported as text with as_text: the compiler reads it as column::text and never casts
+-- to it, because the generated triggers run as the extension's owner and a cast to a user-defined
+-- type (a domain's CHECK, an input function) would run user code with the owner's rights.
 CREATE OR REPLACE FUNCTION kenbun._catalog()
 RETURNS jsonb LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
@@ -52,17 +66,22 @@ SELECT pg_catalog.jsonb_build_object(
                'type_column', b.type_column, 'time_column', b.time_column,
                'metadata_column', b.metadata_column,
                'columns', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                                   'name', a.attname, 'type', pg_catalog.format_type(a.atttypid, NULL),
+                                   'name', a.attname,
+                                   'type', CASE WHEN y.typnamespace = 'pg_catalog'::regnamespace
+                                                THEN pg_catalog.format_type(y.oid, NULL) ELSE 'text' END,
+                                   'as_text', y.typnamespace <> 'pg_catalog'::regnamespace,
                                    'not_null', a.attnotnull) ORDER BY a.attnum), '[]'::jsonb)
                              FROM pg_catalog.pg_attribute a
+                             JOIN pg_catalog.pg_type y ON y.oid = kenbun._base_type(a.atttypid)
                             WHERE a.attrelid = b.relid AND a.attnum > 0 AND NOT a.attisdropped)))
         FROM kenbun.bindings b
         JOIN pg_catalog.pg_class c ON c.oid = b.relid
         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace), '[]'::jsonb),
   'fields', COALESCE((
       SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-               'kind', f.kind, 'name', f.name, 'path', f.path, 'type', pg_catalog.format_type(f.type, NULL)))
-        FROM kenbun.fields f), '[]'::jsonb),
+               'kind', f.kind, 'name', f.name, 'path', f.path, 'type', pg_catalog.format_type(f.type, NULL),
+               'builtin', y.typnamespace = 'pg_catalog'::regnamespace))
+        FROM kenbun.fields f JOIN pg_catalog.pg_type y ON y.oid = f.type), '[]'::jsonb),
   'levels', COALESCE((
       SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('name', v.name, 'field', v.field, 'tiers', v.tiers))
         FROM kenbun.levels v), '[]'::jsonb),

@@ -43,6 +43,12 @@ pub struct Column {
     pub type_name: String,
     #[serde(default)]
     pub not_null: bool,
+    /// The column's type is not built in (not in pg_catalog, after resolving domains): the compiler
+    /// reads it as `column::text` and never casts anything to it. Generated triggers run as the
+    /// extension's owner, so a cast to a user-defined type (a domain's CHECK, say) would run user
+    /// code with the owner's rights.
+    #[serde(default)]
+    pub as_text: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -63,6 +69,15 @@ pub struct Binding {
 }
 
 impl Binding {
+    /// A column reference under `alias`, as text when the column's type is not built in.
+    pub fn column_sql(&self, alias: &str, c: &Column) -> String {
+        let r = format!("{alias}.{}", super::sql::ident(&c.name));
+        if c.as_text {
+            format!("({r})::text")
+        } else {
+            r
+        }
+    }
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
     }
@@ -81,6 +96,13 @@ pub struct FieldMap {
     pub path: String,
     #[serde(rename = "type")]
     pub type_name: String,
+    /// The mapped type is built in (pg_catalog); fields of other types are refused (see Column::as_text).
+    #[serde(default = "yes")]
+    pub builtin: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

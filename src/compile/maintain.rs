@@ -131,8 +131,9 @@ pub fn maintenance(cat: &Catalog, segs: &[SegmentPlan]) -> Vec<TriggerSpec> {
                     cols.iter()
                         .enumerate()
                         .map(|(i, c)| {
-                            let ty = b.column(c).map(|x| x.type_name.as_str()).unwrap_or("text");
-                            (c.clone(), i, matches!(class_of(ty), Class::Other))
+                            let col = b.column(c);
+                            let ty = col.map(|x| x.type_name.as_str()).unwrap_or("text");
+                            (c.clone(), i, matches!(class_of(ty), Class::Other) || col.is_some_and(|x| x.as_text))
                         })
                         .collect()
                 } else {

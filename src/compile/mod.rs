@@ -240,13 +240,25 @@ impl<'a> Cx<'a> {
                     kind.name()
                 ))
             })?;
+            if !m.builtin {
+                return Err(KenbunError::at(
+                    SqlState::DatatypeMismatch,
+                    path,
+                    format!("field \"{name}\" is mapped to type {}, which is not a built-in type", m.type_name),
+                )
+                .hint(format!(
+                    "re-map it to a built-in type with kenbun.map_field('{}', '{name}', '{}', 'text')",
+                    kind.name(),
+                    m.path
+                )));
+            }
             self.out.reads.insert((kind, col.to_string()));
             let class = class_of(&m.type_name);
             let sql = if keys.is_empty() {
                 if c.type_name == m.type_name {
-                    col_sql(col)
+                    b.column_sql(alias, c)
                 } else {
-                    format!("({}::{})", col_sql(col), m.type_name)
+                    format!("({}::{})", b.column_sql(alias, c), m.type_name)
                 }
             } else if class == Class::Jsonb {
                 json_path(&col_sql(col), &keys, false)
@@ -264,7 +276,7 @@ impl<'a> Cx<'a> {
         if let Some(c) = b.column(name) {
             self.out.reads.insert((kind, c.name.clone()));
             return Ok(Resolved::Typed {
-                sql: col_sql(&c.name),
+                sql: b.column_sql(alias, c),
                 class: class_of(&c.type_name),
                 type_name: c.type_name.clone(),
             });
@@ -724,7 +736,7 @@ impl<'a> Cx<'a> {
                     .collect::<Result<Vec<_>>>()
             })
             .unwrap_or_else(|| Ok(vec![]))?;
-        Ok(format!("{alias}.{} IN ({})", ident(&c.name), items.join(", ")))
+        Ok(format!("{} IN ({})", b.column_sql(alias, c), items.join(", ")))
     }
 
     fn leads(&mut self, l: &LeadsCond, kind: Kind, alias: &str) -> Result<String> {

@@ -8,6 +8,7 @@ fn col(name: &str, t: &str) -> Column {
         name: name.into(),
         type_name: t.into(),
         not_null: false,
+        as_text: false,
     }
 }
 
@@ -74,6 +75,7 @@ fn cat() -> Catalog {
             name: "plan".into(),
             path: "attributes.plan".into(),
             type_name: "text".into(),
+            builtin: true,
         }],
         levels: vec![Level {
             name: "engagement".into(),
@@ -543,4 +545,33 @@ mod analysis {
         );
         assert!(rows[1].field.is_some() && rows[2].field.is_none());
     }
+}
+
+/// Columns of types that are not built in are read as text, and nothing is ever cast to them: the
+/// generated triggers run as the extension's owner, and a cast to a user-defined domain would run
+/// its CHECK (user code) with the owner's rights.
+#[test]
+fn user_defined_types_are_read_as_text_and_never_cast_to() {
+    let mut c = cat();
+    c.bindings[0].columns.push(Column {
+        name: "tier".into(),
+        type_name: "text".into(),
+        not_null: false,
+        as_text: true,
+    });
+    let r = Rule::parse_text(r#"{"field":"tier","op":"in","value":["gold","x'y"]}"#).unwrap();
+    let sql = compile(&r, Kind::Lead, &c).unwrap().sql;
+    assert!(sql.contains(r#"(l."tier")::text"#), "{sql}");
+    assert!(!sql.contains("public."), "{sql}");
+    c.fields.push(FieldMap {
+        kind: "lead".into(),
+        name: "evil".into(),
+        path: "country".into(),
+        type_name: "public.evil".into(),
+        builtin: false,
+    });
+    let r = Rule::parse_text(r#"{"field":"evil","op":"eq","value":"x"}"#).unwrap();
+    let e = compile(&r, Kind::Lead, &c).unwrap_err();
+    assert_eq!(e.code, SqlState::DatatypeMismatch);
+    assert!(e.message.contains("not a built-in type"), "{}", e.message);
 }

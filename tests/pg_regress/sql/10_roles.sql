@@ -131,6 +131,39 @@ SELECT try($$SELECT count(*) FROM kenbun.segments$$);
 SELECT try($$SELECT * FROM kenbun.segment_export('us_hot')$$);
 RESET ROLE;
 
+-- the triggers run as the extension's owner, so no user code may run inside them: a column of a
+-- user-defined type (here a domain whose CHECK records who runs it) is read as text, never cast to,
+-- and fields cannot be mapped to user-defined types
+CREATE TABLE public.checked_by (who text, superuser boolean);
+GRANT INSERT ON public.checked_by TO PUBLIC;
+SET ROLE kb_app;
+CREATE FUNCTION public.record_checker(v text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO public.checked_by SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user;
+  RETURN true;
+END $$;
+CREATE DOMAIN public.tier AS text CHECK (public.record_checker(VALUE));
+ALTER TABLE leads ADD COLUMN tier public.tier;
+CREATE TYPE public.plan AS ENUM ('free', 'pro');
+ALTER TABLE leads ADD COLUMN plan public.plan;
+RESET ROLE;
+SET ROLE kb_admin;
+INSERT INTO kenbun.segments (name, kind, rule) VALUES ('gold', 'lead', '{"field":"tier","op":"in","value":["gold","platinum"]}');
+INSERT INTO kenbun.segments (name, kind, rule) VALUES ('pro', 'lead', '{"field":"plan","op":"eq","value":"pro"}');
+SELECT name, compiled_sql FROM kenbun.segments WHERE name IN ('gold', 'pro') ORDER BY 1;
+SELECT try($$SELECT kenbun.map_field('lead', 'tier2', 'country', 'public.tier')$$);
+RESET ROLE;
+SET ROLE kb_app;
+INSERT INTO leads VALUES (6, 2, 'FR', 1, 'gold');
+UPDATE leads SET tier = 'platinum' WHERE id = 3;
+UPDATE leads SET tier = 'silver' WHERE id = 6;
+UPDATE leads SET plan = 'pro' WHERE id IN (1, 4);
+UPDATE leads SET plan = 'free' WHERE id = 4;
+RESET ROLE;
+SELECT s.name, array_agg(m.lead_id ORDER BY m.lead_id) AS members FROM kenbun.lead_members m
+  JOIN kenbun.segments s ON s.id = m.segment_id WHERE s.name IN ('gold', 'pro') GROUP BY 1 ORDER BY 1;
+SELECT who, superuser, count(*) FROM public.checked_by GROUP BY 1, 2 ORDER BY 1;
+
 -- every SECURITY DEFINER function pins search_path; none but the trigger functions is callable by
 -- a role outside kenbun_admin
 SELECT p.oid::regprocedure AS function, p.prorettype = 'trigger'::regtype AS is_trigger,
