@@ -1,5 +1,5 @@
 # kenbun: the two commands of the README are `make demo` and `make test`.
-.PHONY: setup install demo test test-unit test-pg test-regress test-live bench cluster-start cluster-stop psql
+.PHONY: setup install demo test test-unit test-pg test-regress test-live soak bench cluster-start cluster-stop psql
 
 setup:
 	@bash scripts/setup.sh
@@ -25,6 +25,11 @@ test-regress: setup
 
 test-live: setup
 	@bash scripts/test.sh live
+
+# 8 clients for 60 s (KENBUN_SOAK_SECS=300 make soak for longer); prints transactions, retries and
+# errors by SQLSTATE, drift and change-log replay; fails on drift, a non-retryable error or a crash
+soak: setup
+	@bash scripts/test.sh soak
 
 # make bench                      100,000 leads (default), writes bench/results/<date>.md and .json
 # make bench ARGS="--leads 1000000 --only fill,bulk"

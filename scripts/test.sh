@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Every test layer: (1) pure-Rust unit tests, (2) #[pg_test] inside PostgreSQL, (3) pg_regress SQL
-# tests against the installed extension in the private cluster, (4) live tests with several
-# connections against the same cluster (NOTIFY, concurrency, key types, pg_cron), (5) the benchmark
-# in --quick mode as a smoke test (no timing assertions).
+# Every test layer: (1) pure-Rust unit tests (with the rule fuzzer and its corpus), (2) #[pg_test]
+# inside PostgreSQL, (3) pg_regress SQL tests against the installed extension in the private cluster
+# (roles, upgrade from 0.1.0), (4) live tests with several connections against the same cluster
+# (NOTIFY, concurrency, key types, pg_cron, injection corpus, in-database fuzzing, short soak), (5) the
+# benchmark in --quick mode as a smoke test (no timing assertions). `scripts/test.sh soak` is the
+# full soak (make soak).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
@@ -45,8 +47,21 @@ if [[ $layer == all || $layer == live ]]; then
   echo "== 4. live tests (several connections, private cluster)"
   if [[ $layer == live ]]; then bash scripts/install.sh; fi
   bash scripts/cluster.sh start >/dev/null
-  KENBUN_TEST_DSN="host=$SOCKDIR port=$PGPORT_PRIVATE user=postgres" \
-    cargo test -q --test live -- --test-threads=1 --nocapture
+  # live.rs: NOTIFY, concurrency, key types, pg_cron; injection.rs: the injection corpus through every
+  # text-taking function; fuzz_db.rs: 100k generated rule documents through the type and compile;
+  # soak.rs: the short soak (KENBUN_SOAK_SECS, 15 s here; `make soak` runs 60 s)
+  KENBUN_TEST_DSN="host=$SOCKDIR port=$PGPORT_PRIVATE user=postgres" KENBUN_SERVER_LOG="$LOGFILE" \
+  KENBUN_SOAK_SECS=${KENBUN_SOAK_SECS:-15} \
+    cargo test -q --test live --test injection --test fuzz_db --test soak -- --test-threads=1 --nocapture
+fi
+
+if [[ $layer == soak ]]; then
+  echo "== soak: 8 clients for ${KENBUN_SOAK_SECS:-60} s against the private cluster"
+  bash scripts/install.sh
+  bash scripts/cluster.sh start >/dev/null
+  KENBUN_TEST_DSN="host=$SOCKDIR port=$PGPORT_PRIVATE user=postgres" KENBUN_SERVER_LOG="$LOGFILE" \
+  KENBUN_SOAK_SECS=${KENBUN_SOAK_SECS:-60} \
+    cargo test -q --test soak -- --nocapture
 fi
 
 if [[ $layer == all || $layer == bench ]]; then

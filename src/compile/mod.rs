@@ -71,6 +71,7 @@ fn compile_with_stack(rule: &Rule, kind: Kind, cat: &Catalog, stack: Vec<String>
         n: 0,
         out: Compiled::default(),
         stack,
+        expanded: 0,
     };
     let sql = cx.expr(rule, kind, root_alias(kind))?;
     let mut out = cx.out;
@@ -85,6 +86,7 @@ pub fn field_text_expr(kind: Kind, field: &str, cat: &Catalog) -> Result<String>
         n: 0,
         out: Compiled::default(),
         stack: vec![],
+        expanded: 0,
     };
     Ok(match cx.resolve(kind, field, root_alias(kind), "$")? {
         Resolved::Typed { sql, .. } => format!("({sql})::text"),
@@ -160,7 +162,14 @@ struct Cx<'a> {
     out: Compiled,
     /// Segments being expanded, for cycle detection.
     stack: Vec<String>,
+    /// Conditions compiled so far, with referenced segments inlined (bounded by MAX_EXPANDED).
+    expanded: usize,
 }
+
+/// Most conditions a rule may have once the segments it references are inlined: each rule is
+/// limited to MAX_NODES, but references multiply (a segment using another twice, which uses another
+/// twice, …), and the compiled SQL must stay small.
+pub const MAX_EXPANDED: usize = 10 * crate::rule::MAX_NODES;
 
 fn value_type(v: &Value) -> &'static str {
     match v {
@@ -194,6 +203,14 @@ impl<'a> Cx<'a> {
     }
 
     fn expr(&mut self, r: &Rule, kind: Kind, alias: &str) -> Result<String> {
+        self.expanded += 1;
+        if self.expanded > MAX_EXPANDED {
+            return Err(KenbunError::new(
+                SqlState::ProgramLimitExceeded,
+                format!("rule has more than {MAX_EXPANDED} conditions once the segments it references are inlined"),
+            )
+            .hint("reference fewer segments, or fewer times; each {\"segment\": …} condition copies that segment's rule"));
+        }
         match r {
             Rule::All(v) if v.is_empty() => Ok("true".into()),
             Rule::Any(v) if v.is_empty() => Ok("false".into()),
@@ -802,6 +819,18 @@ impl<'a> Cx<'a> {
                 format!("segments reference each other in a cycle: {}", cycle.join(" -> ")),
             )
             .hint("remove one of the {\"segment\": …} conditions of the cycle"));
+        }
+        if self.stack.len() >= crate::rule::MAX_DEPTH {
+            return Err(KenbunError::at(
+                SqlState::ProgramLimitExceeded,
+                &format!("{path}.segment"),
+                format!(
+                    "segment references nest too deeply (at most {}): {} -> {name}",
+                    crate::rule::MAX_DEPTH,
+                    self.stack.join(" -> ")
+                ),
+            )
+            .hint("reference the segments a level down directly"));
         }
         let rule = Rule::parse(&seg.rule).map_err(|e| KenbunError {
             message: format!("stored rule of segment \"{name}\": {}", e.message),

@@ -575,3 +575,47 @@ fn user_defined_types_are_read_as_text_and_never_cast_to() {
     assert_eq!(e.code, SqlState::DatatypeMismatch);
     assert!(e.message.contains("not a built-in type"), "{}", e.message);
 }
+
+/// Segment references multiply: a chain where each segment uses the previous one twice would
+/// compile to 2^n copies. The expansion is bounded, and so is the nesting of references.
+#[test]
+fn segment_references_are_bounded() {
+    let mut c = cat();
+    c.segments.push(SegmentDef {
+        id: 1,
+        name: "s0".into(),
+        kind: "lead".into(),
+        rule: serde_json::json!({"field":"country","op":"eq","value":"US"}),
+    });
+    for i in 1..=20 {
+        c.segments.push(SegmentDef {
+            id: i + 1,
+            name: format!("s{i}"),
+            kind: "lead".into(),
+            rule: serde_json::json!({"any":[{"segment": format!("s{}", i - 1)},{"not":{"segment": format!("s{}", i - 1)}}]}),
+        });
+    }
+    let r = Rule::parse_text(r#"{"segment":"s8"}"#).unwrap();
+    assert!(compile(&r, Kind::Lead, &c).is_ok());
+    let r = Rule::parse_text(r#"{"segment":"s20"}"#).unwrap();
+    let e = compile(&r, Kind::Lead, &c).unwrap_err();
+    assert_eq!(e.code, SqlState::ProgramLimitExceeded);
+    assert!(e.message.contains("inlined"), "{}", e.message);
+    // a straight chain deeper than MAX_DEPTH
+    for i in 0..40 {
+        c.segments.push(SegmentDef {
+            id: 100 + i,
+            name: format!("c{i}"),
+            kind: "lead".into(),
+            rule: if i == 0 {
+                serde_json::json!({"all":[]})
+            } else {
+                serde_json::json!({"segment": format!("c{}", i - 1)})
+            },
+        });
+    }
+    assert!(compile(&Rule::parse_text(r#"{"segment":"c30"}"#).unwrap(), Kind::Lead, &c).is_ok());
+    let e = compile(&Rule::parse_text(r#"{"segment":"c39"}"#).unwrap(), Kind::Lead, &c).unwrap_err();
+    assert_eq!(e.code, SqlState::ProgramLimitExceeded);
+    assert!(e.message.contains("nest too deeply"), "{}", e.message);
+}

@@ -45,3 +45,22 @@ DELETE FROM kenbun.bindings WHERE kind = 'event';
 SELECT try($$SELECT kenbun.compile('{"event":{"type":"x"}}')$$);
 SELECT try($$SELECT kenbun.map_field('event', 'url', 'metadata.url', 'text')$$);
 ROLLBACK;
+-- segment references multiply: each of these uses the previous one twice; the expansion is bounded
+BEGIN;
+INSERT INTO kenbun.segments (name, kind, rule) VALUES ('d0', 'lead', '{"field":"country","op":"eq","value":"US"}');
+INSERT INTO kenbun.segments (name, kind, rule)
+  SELECT 'd' || i, 'lead', format('{"any":[{"segment":"d%s"},{"not":{"segment":"d%s"}}]}', i - 1, i - 1)::jsonb::kenbun.segment_rule
+    FROM generate_series(1, 8) i;
+SELECT try($$INSERT INTO kenbun.segments (name, kind, rule) VALUES ('d_all', 'lead', '{"all":[{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"}]}')$$);
+SELECT try($$SELECT kenbun.compile('{"all":[{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"},{"segment":"d8"}]}')$$);
+ROLLBACK;
+-- and so does their nesting
+BEGIN;
+INSERT INTO kenbun.segments (name, kind, rule) VALUES ('n0', 'lead', '{"all":[]}');
+DO $$ BEGIN
+  FOR i IN 1..31 LOOP
+    INSERT INTO kenbun.segments (name, kind, rule) VALUES ('n' || i, 'lead', format('{"segment":"n%s"}', i - 1)::jsonb::kenbun.segment_rule);
+  END LOOP;
+END $$;
+SELECT try($$INSERT INTO kenbun.segments (name, kind, rule) VALUES ('n32', 'lead', '{"segment":"n31"}')$$);
+ROLLBACK;
