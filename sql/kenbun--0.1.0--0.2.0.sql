@@ -129,6 +129,106 @@ BEGIN
     $ddl$, tbl, col, keytype, tbl || '_' || col || '_idx', kind);
 END $$;
 
+-- Lock the bound tables before checking or recompiling (a check or recompile whose snapshot predates
+-- the lock missed segments committed meanwhile), and only under READ COMMITTED.
+CREATE OR REPLACE FUNCTION kenbun._lock_bound(mode text)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r regclass;
+BEGIN
+    -- the statements after the lock must see everything committed before it: only READ COMMITTED
+    -- takes a new snapshot per statement (under REPEATABLE READ a fill would use a stale snapshot)
+    IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'kenbun changes segment definitions and refreshes membership only in READ COMMITTED transactions (this one is %)',
+                        pg_catalog.upper(pg_catalog.current_setting('transaction_isolation'))
+            USING ERRCODE = '0A000',
+                  HINT = 'run it in its own transaction, or BEGIN ISOLATION LEVEL READ COMMITTED';
+    END IF;
+    FOR r IN SELECT b.relid FROM kenbun.bindings b ORDER BY b.relid::oid LOOP
+        EXECUTE format('LOCK TABLE %s IN %s MODE', r, CASE mode WHEN 'share' THEN 'SHARE' ELSE 'SHARE ROW EXCLUSIVE' END);
+    END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION kenbun._segments_before()
+RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c jsonb;
+    users text;
+BEGIN
+    PERFORM kenbun._lock_bound('share row exclusive');
+    IF TG_OP = 'UPDATE' THEN
+        IF NEW.kind <> OLD.kind THEN
+            RAISE EXCEPTION 'cannot change the kind of segment "%"', OLD.name
+                USING ERRCODE = '0A000', HINT = 'create a new segment of the other kind';
+        END IF;
+        IF NEW.name <> OLD.name THEN
+            SELECT pg_catalog.string_agg(pg_catalog.format('"%s"', s.name), ', ' ORDER BY s.name) INTO users
+              FROM kenbun.segments s WHERE OLD.name = ANY (s.depends_on) AND s.id <> OLD.id;
+            IF users IS NOT NULL THEN
+                RAISE EXCEPTION 'cannot rename segment "%": segment(s) % use it', OLD.name, users
+                    USING ERRCODE = '2BP01', HINT = 'change their rules first';
+            END IF;
+        END IF;
+    END IF;
+    c := kenbun._segment_compile(NEW.rule, NEW.kind, NEW.name, NEW.id);
+    NEW.compiled_sql := c ->> 'sql';
+    NEW.time_dependent := (c ->> 'time_dependent')::boolean;
+    NEW.reads := c -> 'reads';
+    NEW.depends_on := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(c -> 'refs'));
+    IF NEW.time_dependent AND NEW.refresh_every IS NULL THEN
+        NEW.refresh_every := interval '1 hour';
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        NEW.created_at := pg_catalog.now();
+    END IF;
+    NEW.updated_at := pg_catalog.now();
+    IF NEW.active AND (TG_OP = 'INSERT' OR NOT OLD.active OR NEW.compiled_sql IS DISTINCT FROM OLD.compiled_sql) THEN
+        NEW.last_refreshed_at := pg_catalog.now();
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE OR REPLACE FUNCTION kenbun._segments_before_delete()
+RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    users text;
+BEGIN
+    PERFORM kenbun._lock_bound('share row exclusive');
+    SELECT pg_catalog.string_agg(pg_catalog.format('"%s"', s.name), ', ' ORDER BY s.name) INTO users
+      FROM kenbun.segments s WHERE OLD.name = ANY (s.depends_on) AND s.id <> OLD.id;
+    IF users IS NOT NULL THEN
+        RAISE EXCEPTION 'cannot delete segment "%": segment(s) % use it', OLD.name, users
+            USING ERRCODE = '2BP01', HINT = 'change or delete those segments first';
+    END IF;
+    RETURN OLD;
+END $$;
+
+CREATE OR REPLACE FUNCTION kenbun._catalog_changed(recompute_all boolean DEFAULT false)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s record;
+BEGIN
+    -- lock first: the recompile below must see segments committed while we waited
+    PERFORM kenbun._lock_bound('share row exclusive');
+    PERFORM kenbun._ensure_members(v.k) FROM (VALUES ('lead'), ('account')) v(k)
+      WHERE EXISTS (SELECT 1 FROM kenbun.bindings b WHERE b.kind = v.k);
+    PERFORM pg_catalog.set_config('kenbun.rebuild_pending', 'on', true);
+    UPDATE kenbun.segments x SET rule = x.rule;
+    IF recompute_all THEN
+        FOR s IN SELECT x.id FROM kenbun.segments x WHERE x.active ORDER BY x.id LOOP
+            PERFORM kenbun._recompute(s.id, 'rule_change');
+        END LOOP;
+    END IF;
+    IF pg_catalog.current_setting('kenbun.rebuild_pending', true) = 'on' THEN
+        PERFORM pg_catalog.set_config('kenbun.rebuild_pending', 'off', true);
+        PERFORM kenbun._rebuild_maintenance();
+    END IF;
+END $$;
+
 -- Roles are cluster-wide: created here when missing, never dropped by DROP EXTENSION.
 DO $roles$
 BEGIN

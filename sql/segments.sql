@@ -151,13 +151,23 @@ SET search_path = pg_catalog, pg_temp AS $$
              GROUP BY b.batch) AS g
 $$;
 
--- Locks the bound tables so that no concurrent write interleaves with a full evaluation.
+-- Locks the bound tables so that no concurrent write (of data or of definitions) interleaves with
+-- a full evaluation. Callers check and evaluate in statements after it, so that READ COMMITTED gives
+-- them a snapshot taken after the lock.
 CREATE FUNCTION kenbun._lock_bound(mode text)
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r regclass;
 BEGIN
+    -- the statements after the lock must see everything committed before it: only READ COMMITTED
+    -- takes a new snapshot per statement (under REPEATABLE READ a fill would use a stale snapshot)
+    IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'kenbun changes segment definitions and refreshes membership only in READ COMMITTED transactions (this one is %)',
+                        pg_catalog.upper(pg_catalog.current_setting('transaction_isolation'))
+            USING ERRCODE = '0A000',
+                  HINT = 'run it in its own transaction, or BEGIN ISOLATION LEVEL READ COMMITTED';
+    END IF;
     FOR r IN SELECT b.relid FROM kenbun.bindings b ORDER BY b.relid::oid LOOP
         EXECUTE format('LOCK TABLE %s IN %s MODE', r, CASE mode WHEN 'share' THEN 'SHARE' ELSE 'SHARE ROW EXCLUSIVE' END);
     END LOOP;
@@ -258,6 +268,7 @@ DECLARE
     c jsonb;
     users text;
 BEGIN
+    PERFORM kenbun._lock_bound('share row exclusive');
     IF TG_OP = 'UPDATE' THEN
         IF NEW.kind <> OLD.kind THEN
             RAISE EXCEPTION 'cannot change the kind of segment "%"', OLD.name
@@ -272,7 +283,6 @@ BEGIN
             END IF;
         END IF;
     END IF;
-    PERFORM kenbun._lock_bound('share row exclusive');
     c := kenbun._segment_compile(NEW.rule, NEW.kind, NEW.name, NEW.id);
     NEW.compiled_sql := c ->> 'sql';
     NEW.time_dependent := (c ->> 'time_dependent')::boolean;
@@ -297,13 +307,13 @@ SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     users text;
 BEGIN
+    PERFORM kenbun._lock_bound('share row exclusive');
     SELECT pg_catalog.string_agg(pg_catalog.format('"%s"', s.name), ', ' ORDER BY s.name) INTO users
       FROM kenbun.segments s WHERE OLD.name = ANY (s.depends_on) AND s.id <> OLD.id;
     IF users IS NOT NULL THEN
         RAISE EXCEPTION 'cannot delete segment "%": segment(s) % use it', OLD.name, users
             USING ERRCODE = '2BP01', HINT = 'change or delete those segments first';
     END IF;
-    PERFORM kenbun._lock_bound('share row exclusive');
     RETURN OLD;
 END $$;
 
@@ -370,6 +380,8 @@ SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     s record;
 BEGIN
+    -- lock first: the recompile below must see segments committed while we waited
+    PERFORM kenbun._lock_bound('share row exclusive');
     PERFORM kenbun._ensure_members(v.k) FROM (VALUES ('lead'), ('account')) v(k)
       WHERE EXISTS (SELECT 1 FROM kenbun.bindings b WHERE b.kind = v.k);
     PERFORM pg_catalog.set_config('kenbun.rebuild_pending', 'on', true);

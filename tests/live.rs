@@ -366,3 +366,59 @@ fn pg_cron_runs_refresh_due() {
         .get(0);
     assert_eq!(refreshed, 2);
 }
+
+/// A definition change (define_levels, map_field, …) and a segment written concurrently: whichever
+/// commits first, the other sees it, because checks and recompiles run after the bound-table lock.
+/// Also: a segment cannot be deleted while a concurrent transaction creates one that uses it.
+#[test]
+fn definition_changes_see_concurrent_segment_writes() {
+    if dsn().is_none() {
+        eprintln!("KENBUN_TEST_DSN not set: skipped");
+        return;
+    }
+    let mut s = fresh_db("kenbun_live_defs", "bigint");
+    s.batch_execute("INSERT INTO leads (id, score) VALUES (1, 55), (2, 70)").unwrap();
+    // 1. the segment commits while define_levels waits for the lock
+    s.batch_execute(
+        r#"BEGIN; INSERT INTO kenbun.segments (name, kind, rule) VALUES ('hot', 'lead', '{"level":"engagement","op":"gte","value":"Hot"}')"#,
+    )
+    .unwrap();
+    let levels = thread::spawn(|| {
+        let mut l = connect("kenbun_live_defs");
+        l.batch_execute(
+            r#"SELECT kenbun.define_levels('engagement', 'score', '[{"name":"Cold","min":0},{"name":"Hot","min":60}]')"#,
+        )
+    });
+    thread::sleep(Duration::from_millis(500));
+    s.batch_execute("COMMIT").unwrap();
+    levels.join().unwrap().unwrap();
+    let row = s
+        .query_one(
+            "SELECT compiled_sql LIKE '%''60''::bigint%', \
+                    ARRAY(SELECT m.lead_id FROM kenbun.lead_members m WHERE m.segment_id = s.id ORDER BY 1) \
+               FROM kenbun.segments s WHERE name = 'hot'",
+            &[],
+        )
+        .unwrap();
+    assert!(row.get::<_, bool>(0), "the segment kept the rule compiled against the old levels");
+    assert_eq!(row.get::<_, Vec<i64>>(1), vec![2]);
+    // 2. a segment using "hot" is being created: deleting "hot" waits, then refuses
+    s.batch_execute(r#"BEGIN; INSERT INTO kenbun.segments (name, kind, rule) VALUES ('hot2', 'lead', '{"segment":"hot"}')"#)
+        .unwrap();
+    let delete = thread::spawn(|| {
+        let mut d = connect("kenbun_live_defs");
+        d.batch_execute("DELETE FROM kenbun.segments WHERE name = 'hot'")
+    });
+    thread::sleep(Duration::from_millis(500));
+    s.batch_execute("COMMIT").unwrap();
+    let err = delete.join().unwrap().expect_err("deleting a segment another one uses must fail");
+    assert_eq!(err.code(), Some(&postgres::error::SqlState::DEPENDENT_OBJECTS_STILL_EXIST), "{err}");
+    assert_eq!(total_drift(&mut s), 0);
+    // 3. outside READ COMMITTED, definition changes are refused (their snapshot would predate the lock)
+    s.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ").unwrap();
+    let err = s
+        .batch_execute("UPDATE kenbun.segments SET active = false WHERE name = 'hot2'")
+        .expect_err("must be refused under REPEATABLE READ");
+    assert_eq!(err.code(), Some(&postgres::error::SqlState::FEATURE_NOT_SUPPORTED), "{err}");
+    s.batch_execute("ROLLBACK").unwrap();
+}
