@@ -3,17 +3,6 @@
 -- kenbun generated under 0.1.0 handed to the extension's owner.
 \echo Use "ALTER EXTENSION kenbun UPDATE TO '0.2.0'" to load this file. \quit
 
--- The type under a (possibly nested) domain.
-CREATE FUNCTION kenbun._base_type(t oid)
-RETURNS oid LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp AS $$
-    WITH RECURSIVE d(oid, depth) AS (
-        SELECT t, 0
-        UNION ALL
-        SELECT y.typbasetype, d.depth + 1 FROM pg_catalog.pg_type y JOIN d ON y.oid = d.oid WHERE y.typtype = 'd')
-    SELECT d.oid FROM d ORDER BY d.depth DESC LIMIT 1
-$$;
-
 -- Everything the compiler needs, as one document. A column whose type (under its domains) is not
 -- built in is reported as text with as_text: the compiler reads it as column::text and never casts
 -- to it, because the generated triggers run as the extension's owner and a cast to a user-defined
@@ -30,12 +19,16 @@ SELECT pg_catalog.jsonb_build_object(
                'metadata_column', b.metadata_column,
                'columns', (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                                    'name', a.attname,
-                                   'type', CASE WHEN y.typnamespace = 'pg_catalog'::regnamespace
-                                                THEN pg_catalog.format_type(y.oid, NULL) ELSE 'text' END,
-                                   'as_text', y.typnamespace <> 'pg_catalog'::regnamespace,
+                                   'type', CASE WHEN y.builtin THEN pg_catalog.format_type(y.oid, NULL) ELSE 'text' END,
+                                   'as_text', NOT y.builtin,
                                    'not_null', a.attnotnull) ORDER BY a.attnum), '[]'::jsonb)
                              FROM pg_catalog.pg_attribute a
-                             JOIN pg_catalog.pg_type y ON y.oid = kenbun._base_type(a.atttypid)
+                             JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+                             -- a domain's base type; a domain over a domain is read as text
+                             CROSS JOIN LATERAL (
+                                 SELECT u.oid, u.typnamespace = 'pg_catalog'::regnamespace AND u.typtype <> 'd' AS builtin
+                                   FROM pg_catalog.pg_type u
+                                  WHERE u.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END) y
                             WHERE a.attrelid = b.relid AND a.attnum > 0 AND NOT a.attisdropped)))
         FROM kenbun.bindings b
         JOIN pg_catalog.pg_class c ON c.oid = b.relid
@@ -228,6 +221,11 @@ BEGIN
         PERFORM kenbun._rebuild_maintenance();
     END IF;
 END $$;
+
+-- The jsonb cast goes through the text form (clean errors for numbers beyond f64 and deep nesting).
+DROP CAST (jsonb AS kenbun.segment_rule);
+DROP FUNCTION kenbun.segment_rule_from_jsonb(jsonb);
+CREATE CAST (jsonb AS kenbun.segment_rule) WITH INOUT AS ASSIGNMENT;
 
 -- Roles are cluster-wide: created here when missing, never dropped by DROP EXTENSION.
 DO $roles$

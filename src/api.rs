@@ -90,7 +90,10 @@ impl InOutFuncs for segment_rule {
     }
 }
 
-#[pg_extern(immutable, parallel_safe)]
+/// The jsonb cast of 0.1.0. Kept (without SQL) so that databases still at 0.1.0 find the symbol;
+/// since 0.2.0 the cast is WITH INOUT: pgrx's JsonB conversion fails with XX000 on numbers beyond
+/// f64 or nesting beyond serde_json's limit, while the text input reports them cleanly.
+#[pg_extern(immutable, parallel_safe, sql = false)]
 fn segment_rule_from_jsonb(doc: JsonB) -> segment_rule {
     segment_rule(Rule::parse(&doc.0).or_raise().to_canonical_string())
 }
@@ -102,13 +105,13 @@ fn segment_rule_to_jsonb(rule: segment_rule) -> JsonB {
 
 extension_sql!(
     r#"
-CREATE CAST (jsonb AS kenbun.segment_rule) WITH FUNCTION kenbun.segment_rule_from_jsonb(jsonb) AS ASSIGNMENT;
+CREATE CAST (jsonb AS kenbun.segment_rule) WITH INOUT AS ASSIGNMENT;
 CREATE CAST (kenbun.segment_rule AS jsonb) WITH FUNCTION kenbun.segment_rule_to_jsonb(kenbun.segment_rule) AS ASSIGNMENT;
 CREATE CAST (json AS kenbun.segment_rule) WITH INOUT AS ASSIGNMENT;
 COMMENT ON TYPE kenbun.segment_rule IS 'A segment rule; its text form is the rule JSON (see the README).';
 "#,
     name = "segment_rule_casts",
-    requires = [segment_rule_from_jsonb, segment_rule_to_jsonb]
+    requires = [segment_rule_to_jsonb]
 );
 
 pub fn parse_kind(kind: &str) -> Kind {

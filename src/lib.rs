@@ -13,6 +13,9 @@ mod maintain;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_pg;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 ::pgrx::pg_module_magic!(name, version);
 
 #[cfg(test)]

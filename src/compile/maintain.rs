@@ -133,7 +133,11 @@ pub fn maintenance(cat: &Catalog, segs: &[SegmentPlan]) -> Vec<TriggerSpec> {
                         .map(|(i, c)| {
                             let col = b.column(c);
                             let ty = col.map(|x| x.type_name.as_str()).unwrap_or("text");
-                            (c.clone(), i, matches!(class_of(ty), Class::Other) || col.is_some_and(|x| x.as_text))
+                            (
+                                c.clone(),
+                                i,
+                                matches!(class_of(ty), Class::Other) || col.is_some_and(|x| x.as_text),
+                            )
                         })
                         .collect()
                 } else {
@@ -292,8 +296,8 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
         groups.entry((s.kind, cond(cols))).or_default().push(s);
     }
     let mut units: Vec<(String, String)> = vec![]; // (condition, statement)
-    // the same work as one statement, for statements that change many rows: one row lookup and one
-    // membership probe per changed row for all units together
+                                                   // the same work as one statement, for statements that change many rows: one row lookup and one
+                                                   // membership probe per changed row for all units together
     #[derive(Default)]
     struct Combined {
         direct_vals: Vec<String>,
@@ -312,13 +316,19 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
         let bkey = ident(b.key.as_deref().unwrap_or_default());
         let tbl = b.qualified();
         let ids = segs.iter().map(|s| s.id.to_string()).collect::<Vec<_>>().join(", ");
-        let values =
-            segs.iter().map(|s| format!("({}::bigint, ({}) IS TRUE)", s.id, s.sql)).collect::<Vec<_>>().join(", ");
+        let values = segs
+            .iter()
+            .map(|s| format!("({}::bigint, ({}) IS TRUE)", s.id, s.sql))
+            .collect::<Vec<_>>()
+            .join(", ");
         let cb = combined.entry(*kind).or_default();
         let (extra, should, have) = if *kind == table {
             // segments of the changed table: the changed rows themselves are the candidates
             for sp in segs {
-                cb.direct_vals.push(format!("({}::bigint, CASE WHEN {c} THEN ({}) IS TRUE END)", sp.id, sp.sql));
+                cb.direct_vals.push(format!(
+                    "({}::bigint, CASE WHEN {c} THEN ({}) IS TRUE END)",
+                    sp.id, sp.sql
+                ));
                 cb.direct_arms.push(format!("WHEN {} THEN {c}", sp.id));
             }
             (
@@ -361,14 +371,18 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
                 _ => continue,
             };
             let gi = combined_ctes.len();
-            combined_ctes.push(format!("k{gi} AS (SELECT DISTINCT q.x FROM ({source}) AS q(x) WHERE q.x IS NOT NULL)"));
+            combined_ctes.push(format!(
+                "k{gi} AS (SELECT DISTINCT q.x FROM ({source}) AS q(x) WHERE q.x IS NOT NULL)"
+            ));
             for sp in segs {
                 cb.group_vals.push(format!(
                     "({}::bigint, CASE WHEN {alias}.{bkey} IN (SELECT x FROM k{gi}) THEN ({}) IS TRUE END)",
                     sp.id, sp.sql
                 ));
             }
-            cb.group_arms.push(format!("(m.segment_id IN ({ids}) AND m.{mcol} IN (SELECT x FROM k{gi}))"));
+            cb.group_arms.push(format!(
+                "(m.segment_id IN ({ids}) AND m.{mcol} IN (SELECT x FROM k{gi}))"
+            ));
             cb.group_keys.push(format!("SELECT x FROM k{gi}"));
             (
                 format!(",\n  k AS (SELECT DISTINCT q.x FROM ({source}) AS q(x) WHERE q.x IS NOT NULL)"),
@@ -511,11 +525,15 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
         }
     }
     if conditional && !flags_done {
-        body.push_str(&format!("  WITH ch AS ({ch})\n  SELECT ARRAY[{flags}], pg_catalog.count(*) INTO kenbun_u, kenbun_rows FROM ch;\n"));
+        body.push_str(&format!(
+            "  WITH ch AS ({ch})\n  SELECT ARRAY[{flags}], pg_catalog.count(*) INTO kenbun_u, kenbun_rows FROM ch;\n"
+        ));
     }
     // many changed rows: the combined statement; few: only the units their changes can affect
     if conditional {
-        body.push_str(&format!("  IF kenbun_rows > {BULK_ROWS} THEN\n  {combined_stmt}  ELSE\n"));
+        body.push_str(&format!(
+            "  IF kenbun_rows > {BULK_ROWS} THEN\n  {combined_stmt}  ELSE\n"
+        ));
     }
     for (i, (c, stmt)) in units.iter().enumerate() {
         if conditional && c != "true" {
@@ -528,9 +546,15 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
         body.push_str("  END IF;\n");
     }
     // 3. only when something changed: apply, log, notify
-    body.push_str(&format!("  IF kenbun_sids IS NOT NULL THEN\n{}  END IF;\n", apply_sql(cat, "'data_change'")));
+    body.push_str(&format!(
+        "  IF kenbun_sids IS NOT NULL THEN\n{}  END IF;\n",
+        apply_sql(cat, "'data_change'")
+    ));
     if op == TrigOp::Update {
-        body.push_str(&format!("  PERFORM kenbun._pending_clear({});\n", literal(table.name())));
+        body.push_str(&format!(
+            "  PERFORM kenbun._pending_clear({});\n",
+            literal(table.name())
+        ));
     }
     body.push_str("  RETURN NULL;\nEND");
     body
@@ -546,7 +570,12 @@ fn apply_sql(cat: &Catalog, reason: &str) -> String {
     let mut logged = vec![];
     for kind in [Kind::Lead, Kind::Account] {
         let Some(b) = cat.binding(kind) else { continue };
-        let kt = b.key.as_deref().and_then(|k| b.column(k)).map(|c| c.type_name.clone()).unwrap_or_else(|| "text".into());
+        let kt = b
+            .key
+            .as_deref()
+            .and_then(|k| b.column(k))
+            .map(|c| c.type_name.clone())
+            .unwrap_or_else(|| "text".into());
         let k = kind.name().chars().next().unwrap();
         let (members, mcol) = members_table(kind);
         let kl = literal(kind.name());
@@ -556,8 +585,12 @@ fn apply_sql(cat: &Catalog, reason: &str) -> String {
         ctes.push(format!(
             "del_{k} AS (DELETE FROM {members} AS m USING c WHERE c.kind = {kl} AND c.change = 'exit' AND m.segment_id = c.sid AND m.{mcol} = c.mid::{kt} RETURNING m.segment_id, m.{mcol}::text AS member_id)"
         ));
-        logged.push(format!("SELECT segment_id, {kl} AS kind, member_id, 'exit' AS change FROM del_{k}"));
-        logged.push(format!("SELECT segment_id, {kl} AS kind, member_id, 'enter' AS change FROM ins_{k}"));
+        logged.push(format!(
+            "SELECT segment_id, {kl} AS kind, member_id, 'exit' AS change FROM del_{k}"
+        ));
+        logged.push(format!(
+            "SELECT segment_id, {kl} AS kind, member_id, 'enter' AS change FROM ins_{k}"
+        ));
     }
     ctes.push(format!(
         "logged AS (INSERT INTO kenbun.membership_changes (segment_id, kind, member_id, change, reason) SELECT segment_id, kind, member_id, change, {reason} FROM ({}) AS x ORDER BY segment_id, change DESC, member_id RETURNING segment_id, kind, member_id, change)",

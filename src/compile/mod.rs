@@ -209,7 +209,9 @@ impl<'a> Cx<'a> {
                 SqlState::ProgramLimitExceeded,
                 format!("rule has more than {MAX_EXPANDED} conditions once the segments it references are inlined"),
             )
-            .hint("reference fewer segments, or fewer times; each {\"segment\": …} condition copies that segment's rule"));
+            .hint(
+                "reference fewer segments, or fewer times; each {\"segment\": …} condition copies that segment's rule",
+            ));
         }
         match r {
             Rule::All(v) if v.is_empty() => Ok("true".into()),
@@ -261,7 +263,10 @@ impl<'a> Cx<'a> {
                 return Err(KenbunError::at(
                     SqlState::DatatypeMismatch,
                     path,
-                    format!("field \"{name}\" is mapped to type {}, which is not a built-in type", m.type_name),
+                    format!(
+                        "field \"{name}\" is mapped to type {}, which is not a built-in type",
+                        m.type_name
+                    ),
                 )
                 .hint(format!(
                     "re-map it to a built-in type with kenbun.map_field('{}', '{name}', '{}', 'text')",
@@ -368,9 +373,11 @@ impl<'a> Cx<'a> {
         let (sql, class, type_name) = match resolved {
             Resolved::Typed { sql, class, type_name } => (sql, class, type_name),
             Resolved::JsonPath { json, text } => {
-                let first = match &f.value {
-                    Some(Value::Array(a)) => a.first().cloned(),
-                    v => v.clone(),
+                // the type of a list's elements for in and between; for contains an array is
+                // containment, like an object
+                let first = match (f.op, &f.value) {
+                    (Op::In | Op::Between, Some(Value::Array(a))) => a.first().cloned(),
+                    (_, v) => v.clone(),
                 };
                 match (f.op, first) {
                     (Op::IsSet, _) => return Ok(format!("({text} IS NOT NULL)")),
@@ -491,13 +498,24 @@ impl<'a> Cx<'a> {
         Ok(match (class, v) {
             (Class::Text, Value::String(s)) => typed(s, "text"),
             (Class::Int, Value::Number(n)) => {
-                if n.is_i64() || n.is_u64() {
+                // past i64::MAX a u64 does not fit a bigint: numeric
+                if n.is_i64() {
                     typed(&n.to_string(), "bigint")
                 } else {
                     typed(&n.to_string(), "numeric")
                 }
             }
-            (Class::Num, Value::Number(n)) => typed(&n.to_string(), type_name),
+            (Class::Num, Value::Number(n)) => {
+                // PostgreSQL refuses a real literal outside float4's range ('1e39'::real) while
+                // planning; such values compare as double precision, to which real widens exactly
+                let x = n.as_f64().unwrap_or(0.0).abs();
+                let t = if type_name == "real" && x != 0.0 && !(1e-37..=3e38).contains(&x) {
+                    "double precision"
+                } else {
+                    type_name
+                };
+                typed(&n.to_string(), t)
+            }
             (Class::Bool, Value::Bool(b)) => b.to_string(),
             (Class::Time, Value::String(s)) => {
                 if !is_iso_datetime(s) {
@@ -516,6 +534,22 @@ impl<'a> Cx<'a> {
                 typed(s, t)
             }
             (Class::Jsonb, v) => typed(&v.to_string(), "jsonb"),
+            (Class::Other, v) if type_name == "uuid" && !v.is_string() => {
+                return Err(KenbunError::at(
+                    SqlState::DatatypeMismatch,
+                    vpath,
+                    format!("field \"{field}\" is uuid but the value is {}", value_type(v)),
+                )
+                .hint("write the uuid as a JSON string"));
+            }
+            (Class::Other, Value::String(s)) if type_name == "uuid" && !is_uuid(s) => {
+                return Err(KenbunError::at(
+                    SqlState::InvalidTextRepresentation,
+                    vpath,
+                    format!("\"{s}\" is not a UUID (field \"{field}\" is uuid)"),
+                )
+                .hint("write it as \"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11\""));
+            }
             (Class::Other, Value::String(s)) => typed(s, type_name),
             (Class::Other, Value::Number(n)) => typed(&n.to_string(), type_name),
             (c, v) => return Err(mismatch(vpath, field, c, v)),
@@ -862,6 +896,18 @@ fn mismatch(vpath: &str, field: &str, class: Class, v: &Value) -> KenbunError {
         ),
     )
     .hint(hint)
+}
+
+/// A UUID as PostgreSQL surely reads it: 32 hex digits, plain or grouped 8-4-4-4-12, optionally in braces.
+fn is_uuid(s: &str) -> bool {
+    let inner = s.strip_prefix('{').and_then(|x| x.strip_suffix('}')).unwrap_or(s);
+    let hex = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit());
+    let parts: Vec<&str> = inner.split('-').collect();
+    match parts.as_slice() {
+        [all] => hex(all, 32),
+        [a, b, c, d, e] => hex(a, 8) && hex(b, 4) && hex(c, 4) && hex(d, 4) && hex(e, 12),
+        _ => false,
+    }
 }
 
 /// The exact complement of a TRUE-when-member expression (NULL counts as not a member).

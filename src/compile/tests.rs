@@ -406,8 +406,16 @@ mod maintenance {
         assert!(!upd.body.contains("last_seen_at"));
         // segment 1 is a candidate only where country changed (flag f_1: account_id=f_0, country=f_1, id=f_2 …)
         // segment 1 (country) is its own unit, run only when some row's country changed
-        assert!(upd.body.contains("COALESCE(pg_catalog.bool_or((ch.f_1)), false)"), "{}", upd.body);
-        assert!(upd.body.contains("WHERE (ch.f_1) AND m.segment_id IN (1)"), "{}", upd.body);
+        assert!(
+            upd.body.contains("COALESCE(pg_catalog.bool_or((ch.f_1)), false)"),
+            "{}",
+            upd.body
+        );
+        assert!(
+            upd.body.contains("WHERE (ch.f_1) AND m.segment_id IN (1)"),
+            "{}",
+            upd.body
+        );
         assert!(upd.body.contains("IF kenbun_u["), "{}", upd.body);
         // nothing is written unless something changed
         assert!(upd.body.contains("  IF kenbun_sids IS NOT NULL THEN"));
@@ -435,7 +443,12 @@ mod maintenance {
             .iter()
             .find(|s| s.table == Kind::Lead && s.op == TrigOp::Insert)
             .unwrap();
-        assert!(ins.body.contains("should AS (SELECT s.sid, l.\"id\" AS mid FROM ch JOIN"), "{}", ins.body);
+        assert!(
+            ins.body
+                .contains("should AS (SELECT s.sid, l.\"id\" AS mid FROM ch JOIN"),
+            "{}",
+            ins.body
+        );
     }
 
     #[test]

@@ -47,6 +47,12 @@ pub fn parse_interval(s: &str) -> Result<(), String> {
             "\"{s}\" is not an interval: expected pairs of a number and a unit"
         ));
     }
+    // PostgreSQL refuses a unit given twice ("1 day 2 days"), and fractional seconds beside
+    // milliseconds or microseconds; the total is capped so that neither the interval's fields nor
+    // now() - interval can leave their ranges
+    let mut seen: Vec<&str> = vec![];
+    let mut fractional_seconds = false;
+    let mut seconds_total = 0f64;
     for pair in words.chunks(2) {
         let (n, unit) = (pair[0], pair[1]);
         let numeric = !n.is_empty()
@@ -59,11 +65,51 @@ pub fn parse_interval(s: &str) -> Result<(), String> {
                 "\"{s}\" is not an interval: \"{n}\" is not a non-negative number"
             ));
         }
-        if !UNITS.contains(&unit.to_ascii_lowercase().as_str()) {
+        let lower = unit.to_ascii_lowercase();
+        if !UNITS.contains(&lower.as_str()) {
             return Err(format!("\"{s}\" is not an interval: unknown unit \"{unit}\""));
         }
+        let (group, seconds) = unit_group(&lower);
+        if seen.contains(&group) {
+            return Err(format!("\"{s}\" is not an interval: {group} are given twice"));
+        }
+        let value: f64 = n.parse().unwrap_or(f64::INFINITY);
+        if group == "seconds" && n.contains('.') && value.fract() != 0.0 {
+            fractional_seconds = true;
+        }
+        let subsecond = |g: &str| matches!(g, "milliseconds" | "microseconds");
+        if fractional_seconds && (subsecond(group) || seen.iter().any(|g| subsecond(g))) {
+            return Err(format!(
+                "\"{s}\" is not an interval: fractional seconds cannot be combined with milliseconds or microseconds"
+            ));
+        }
+        seen.push(group);
+        seconds_total += value * seconds;
+    }
+    if seconds_total > MAX_INTERVAL_YEARS * 365.25 * 86_400.0 * (1.0 + 1e-12) {
+        return Err(format!(
+            "\"{s}\" is not an interval kenbun accepts: longer than {MAX_INTERVAL_YEARS} years"
+        ));
     }
     Ok(())
+}
+
+/// The longest interval accepted: `now() - interval` must stay a valid timestamp.
+pub const MAX_INTERVAL_YEARS: f64 = 1000.0;
+
+/// The field a unit sets (PostgreSQL accepts each field once) and its length in seconds.
+fn unit_group(unit: &str) -> (&'static str, f64) {
+    match unit {
+        "microsecond" | "microseconds" => ("microseconds", 1e-6),
+        "millisecond" | "milliseconds" => ("milliseconds", 1e-3),
+        "second" | "seconds" | "sec" | "secs" => ("seconds", 1.0),
+        "minute" | "minutes" | "min" | "mins" => ("minutes", 60.0),
+        "hour" | "hours" | "hr" | "hrs" => ("hours", 3_600.0),
+        "day" | "days" => ("days", 86_400.0),
+        "week" | "weeks" => ("weeks", 7.0 * 86_400.0),
+        "month" | "months" | "mon" | "mons" => ("months", 365.25 / 12.0 * 86_400.0),
+        _ => ("years", 365.25 * 86_400.0),
+    }
 }
 
 fn digits(s: &[u8], n: usize) -> Option<u32> {

@@ -87,7 +87,7 @@ CREATE FUNCTION pg_temp.signature() RETURNS TABLE (what text) LANGUAGE sql AS $$
    WHERE d.classid = 'pg_type'::regclass AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'kenbun')
      AND d.deptype = 'e'
   UNION ALL
-  SELECT 'cast ' || c.castsource::regtype || ' -> ' || c.casttarget::regtype || ' ' || c.castcontext::text
+  SELECT 'cast ' || c.castsource::regtype || ' -> ' || c.casttarget::regtype || ' ' || c.castcontext::text || ' ' || c.castmethod::text
     FROM pg_depend d JOIN pg_cast c ON c.oid = d.objid
    WHERE d.classid = 'pg_cast'::regclass AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'kenbun')
 $$;
