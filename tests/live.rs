@@ -377,7 +377,8 @@ fn definition_changes_see_concurrent_segment_writes() {
         return;
     }
     let mut s = fresh_db("kenbun_live_defs", "bigint");
-    s.batch_execute("INSERT INTO leads (id, score) VALUES (1, 55), (2, 70)").unwrap();
+    s.batch_execute("INSERT INTO leads (id, score) VALUES (1, 55), (2, 70)")
+        .unwrap();
     // 1. the segment commits while define_levels waits for the lock
     s.batch_execute(
         r#"BEGIN; INSERT INTO kenbun.segments (name, kind, rule) VALUES ('hot', 'lead', '{"level":"engagement","op":"gte","value":"Hot"}')"#,
@@ -400,25 +401,41 @@ fn definition_changes_see_concurrent_segment_writes() {
             &[],
         )
         .unwrap();
-    assert!(row.get::<_, bool>(0), "the segment kept the rule compiled against the old levels");
+    assert!(
+        row.get::<_, bool>(0),
+        "the segment kept the rule compiled against the old levels"
+    );
     assert_eq!(row.get::<_, Vec<i64>>(1), vec![2]);
     // 2. a segment using "hot" is being created: deleting "hot" waits, then refuses
-    s.batch_execute(r#"BEGIN; INSERT INTO kenbun.segments (name, kind, rule) VALUES ('hot2', 'lead', '{"segment":"hot"}')"#)
-        .unwrap();
+    s.batch_execute(
+        r#"BEGIN; INSERT INTO kenbun.segments (name, kind, rule) VALUES ('hot2', 'lead', '{"segment":"hot"}')"#,
+    )
+    .unwrap();
     let delete = thread::spawn(|| {
         let mut d = connect("kenbun_live_defs");
         d.batch_execute("DELETE FROM kenbun.segments WHERE name = 'hot'")
     });
     thread::sleep(Duration::from_millis(500));
     s.batch_execute("COMMIT").unwrap();
-    let err = delete.join().unwrap().expect_err("deleting a segment another one uses must fail");
-    assert_eq!(err.code(), Some(&postgres::error::SqlState::DEPENDENT_OBJECTS_STILL_EXIST), "{err}");
+    let err = delete
+        .join()
+        .unwrap()
+        .expect_err("deleting a segment another one uses must fail");
+    assert_eq!(
+        err.code(),
+        Some(&postgres::error::SqlState::DEPENDENT_OBJECTS_STILL_EXIST),
+        "{err}"
+    );
     assert_eq!(total_drift(&mut s), 0);
     // 3. outside READ COMMITTED, definition changes are refused (their snapshot would predate the lock)
     s.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ").unwrap();
     let err = s
         .batch_execute("UPDATE kenbun.segments SET active = false WHERE name = 'hot2'")
         .expect_err("must be refused under REPEATABLE READ");
-    assert_eq!(err.code(), Some(&postgres::error::SqlState::FEATURE_NOT_SUPPORTED), "{err}");
+    assert_eq!(
+        err.code(),
+        Some(&postgres::error::SqlState::FEATURE_NOT_SUPPORTED),
+        "{err}"
+    );
     s.batch_execute("ROLLBACK").unwrap();
 }
