@@ -98,6 +98,10 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 
 /// The closest candidate to `name`, if it is close enough to be a plausible typo.
 pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    // edit distance is quadratic: a long name is no typo of a short one anyway
+    if name.chars().count() > 200 {
+        return None;
+    }
     let lname = name.to_lowercase();
     candidates
         .into_iter()
