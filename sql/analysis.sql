@@ -261,6 +261,7 @@ DECLARE
     n int := 0;
     k text;
     clash text;
+    t regtype;
 BEGIN
     -- 1. validate the whole document before changing anything
     IF doc IS NULL OR pg_catalog.jsonb_typeof(doc) <> 'object' THEN
@@ -284,7 +285,12 @@ BEGIN
         IF pg_catalog.jsonb_typeof(x) <> 'object' OR NOT (x ?& ARRAY['kind', 'name', 'path', 'type']) THEN
             PERFORM kenbun._doc_error(format('$.fields[%s]', i), 'expected {"kind","name","path","type"}');
         END IF;
-        IF pg_catalog.to_regtype(x ->> 'type') IS NULL THEN
+        BEGIN
+            t := pg_catalog.to_regtype(x ->> 'type');
+        EXCEPTION WHEN syntax_error OR invalid_name OR name_too_long OR invalid_parameter_value THEN
+            t := NULL;  -- to_regtype raises on text that is not a type name at all
+        END;
+        IF t IS NULL THEN
             PERFORM kenbun._doc_error(format('$.fields[%s].type', i), format('type "%s" does not exist', x ->> 'type'));
         END IF;
         IF NOT replace AND EXISTS (SELECT 1 FROM kenbun.fields f WHERE f.kind = x ->> 'kind' AND f.name = x ->> 'name') THEN

@@ -3,10 +3,14 @@
 -- kenbun generated under 0.1.0 handed to the extension's owner.
 \echo Use "ALTER EXTENSION kenbun UPDATE TO '0.2.0'" to load this file. \quit
 
--- Everything the compiler needs, as one document. A column whose type (under its domains) is not
--- built in is reported as text with as_text: the compiler reads it as column::text and never casts
--- to it, because the generated triggers run as the extension's owner and a cast to a user-defined
--- type (a domain's CHECK, an input function) would run user code with the owner's rights.
+-- Functions whose body changed in 0.2.0 (CREATE OR REPLACE resets SECURITY DEFINER: the privilege
+-- statements below set it again). What changed: _catalog reads user-defined column types as text and
+-- flags non-built-in field types; map_field refuses them; _ensure_members grants kenbun_reader;
+-- _notify sizes batches with the segment name; _lock_bound refuses isolation levels above READ
+-- COMMITTED; the segment triggers and _catalog_changed lock before they check or recompile, and
+-- segment names are limited to 255 characters; import_definitions reports a malformed type name as
+-- 22023.
+
 CREATE OR REPLACE FUNCTION kenbun._catalog()
 RETURNS jsonb LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
@@ -47,6 +51,7 @@ SELECT pg_catalog.jsonb_build_object(
         FROM kenbun.segments s), '[]'::jsonb))
 $$;
 
+
 CREATE OR REPLACE FUNCTION kenbun.map_field(kind text, field text, path text, type regtype)
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
@@ -85,9 +90,8 @@ BEGIN
     ON CONFLICT ON CONSTRAINT fields_pkey DO UPDATE SET path = EXCLUDED.path, type = EXCLUDED.type;
     PERFORM kenbun._catalog_changed();
 END $$;
-COMMENT ON FUNCTION kenbun.map_field(text, text, text, regtype) IS 'Adds (or replaces) a named, typed field over a column or JSON path.';
 
--- Creates (or re-creates, when the key type changed) the membership table of a kind.
+
 CREATE OR REPLACE FUNCTION kenbun._ensure_members(kind text)
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
@@ -122,8 +126,30 @@ BEGIN
     $ddl$, tbl, col, keytype, tbl || '_' || col || '_idx', kind);
 END $$;
 
--- Lock the bound tables before checking or recompiling (a check or recompile whose snapshot predates
--- the lock missed segments committed meanwhile), and only under READ COMMITTED.
+
+CREATE OR REPLACE FUNCTION kenbun._notify(segment_id bigint, segment_name text, kind text, change text, reason text, ids text[])
+RETURNS int LANGUAGE sql
+SET search_path = pg_catalog, pg_temp AS $$
+    WITH seg AS (
+        SELECT x.name, 7000 - pg_catalog.octet_length(pg_catalog.to_json(x.name)::text) AS budget
+          FROM (SELECT COALESCE(segment_name,
+                                (SELECT s.name FROM kenbun.segments s WHERE s.id = _notify.segment_id)) AS name) x)
+    SELECT pg_catalog.count(pg_catalog.pg_notify('kenbun_membership', pg_catalog.json_build_object(
+               'segment_id', segment_id,
+               'segment', seg.name,
+               'kind', kind, 'change', change, 'reason', reason,
+               'member_ids', g.ids)::text))::int
+      FROM seg,
+           (SELECT pg_catalog.json_agg(b.id ORDER BY b.n) AS ids
+              FROM (SELECT u.id, u.n,
+                           -- each id as it is written in JSON (quotes, escapes) and a comma
+                           pg_catalog.sum(pg_catalog.octet_length(pg_catalog.to_json(u.id)::text) + 1)
+                               OVER (ORDER BY u.n) / (SELECT seg.budget FROM seg) AS batch
+                      FROM pg_catalog.unnest(ids) WITH ORDINALITY AS u(id, n)) AS b
+             GROUP BY b.batch) AS g
+$$;
+
+
 CREATE OR REPLACE FUNCTION kenbun._lock_bound(mode text)
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
@@ -143,6 +169,7 @@ BEGIN
     END LOOP;
 END $$;
 
+
 CREATE OR REPLACE FUNCTION kenbun._segments_before()
 RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
@@ -151,6 +178,11 @@ DECLARE
     users text;
 BEGIN
     PERFORM kenbun._lock_bound('share row exclusive');
+    IF pg_catalog.char_length(NEW.name) > 255 THEN
+        -- the name goes into every NOTIFY payload, which PostgreSQL limits to 8000 bytes
+        RAISE EXCEPTION 'segment name is longer than 255 characters (%)', pg_catalog.char_length(NEW.name)
+            USING ERRCODE = '22001', HINT = 'keep the name short; the description has no limit';
+    END IF;
     IF TG_OP = 'UPDATE' THEN
         IF NEW.kind <> OLD.kind THEN
             RAISE EXCEPTION 'cannot change the kind of segment "%"', OLD.name
@@ -183,6 +215,7 @@ BEGIN
     RETURN NEW;
 END $$;
 
+
 CREATE OR REPLACE FUNCTION kenbun._segments_before_delete()
 RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
@@ -198,6 +231,7 @@ BEGIN
     END IF;
     RETURN OLD;
 END $$;
+
 
 CREATE OR REPLACE FUNCTION kenbun._catalog_changed(recompute_all boolean DEFAULT false)
 RETURNS void LANGUAGE plpgsql
@@ -221,6 +255,111 @@ BEGIN
         PERFORM kenbun._rebuild_maintenance();
     END IF;
 END $$;
+
+
+CREATE OR REPLACE FUNCTION kenbun.import_definitions(doc jsonb, replace boolean DEFAULT false)
+RETURNS int LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    x jsonb;
+    i int;
+    n int := 0;
+    k text;
+    clash text;
+    t regtype;
+BEGIN
+    -- 1. validate the whole document before changing anything
+    IF doc IS NULL OR pg_catalog.jsonb_typeof(doc) <> 'object' THEN
+        PERFORM kenbun._doc_error('$', 'expected an object as made by kenbun.export_definitions()');
+    END IF;
+    FOR k IN SELECT pg_catalog.jsonb_object_keys(doc) LOOP
+        IF k NOT IN ('format', 'version', 'fields', 'levels', 'segments') THEN
+            PERFORM kenbun._doc_error('$.' || k, 'unknown key');
+        END IF;
+    END LOOP;
+    IF doc ? 'version' AND doc -> 'version' <> '1' THEN
+        PERFORM kenbun._doc_error('$.version', 'unsupported version ' || (doc ->> 'version'));
+    END IF;
+    FOREACH k IN ARRAY ARRAY['fields', 'levels', 'segments'] LOOP
+        IF doc ? k AND pg_catalog.jsonb_typeof(doc -> k) <> 'array' THEN
+            PERFORM kenbun._doc_error('$.' || k, 'expected an array');
+        END IF;
+    END LOOP;
+    i := 0;
+    FOR x IN SELECT v FROM pg_catalog.jsonb_array_elements(COALESCE(doc -> 'fields', '[]')) v LOOP
+        IF pg_catalog.jsonb_typeof(x) <> 'object' OR NOT (x ?& ARRAY['kind', 'name', 'path', 'type']) THEN
+            PERFORM kenbun._doc_error(format('$.fields[%s]', i), 'expected {"kind","name","path","type"}');
+        END IF;
+        BEGIN
+            t := pg_catalog.to_regtype(x ->> 'type');
+        EXCEPTION WHEN syntax_error OR invalid_name OR name_too_long OR invalid_parameter_value THEN
+            t := NULL;  -- to_regtype raises on text that is not a type name at all
+        END;
+        IF t IS NULL THEN
+            PERFORM kenbun._doc_error(format('$.fields[%s].type', i), format('type "%s" does not exist', x ->> 'type'));
+        END IF;
+        IF NOT replace AND EXISTS (SELECT 1 FROM kenbun.fields f WHERE f.kind = x ->> 'kind' AND f.name = x ->> 'name') THEN
+            clash := COALESCE(clash || ', ', '') || format('field %s.%s', x ->> 'kind', x ->> 'name');
+        END IF;
+        i := i + 1;
+    END LOOP;
+    i := 0;
+    FOR x IN SELECT v FROM pg_catalog.jsonb_array_elements(COALESCE(doc -> 'levels', '[]')) v LOOP
+        IF pg_catalog.jsonb_typeof(x) <> 'object' OR NOT (x ?& ARRAY['name', 'field', 'tiers']) THEN
+            PERFORM kenbun._doc_error(format('$.levels[%s]', i), 'expected {"name","field","tiers"}');
+        END IF;
+        IF NOT replace AND EXISTS (SELECT 1 FROM kenbun.levels l WHERE l.name = x ->> 'name') THEN
+            clash := COALESCE(clash || ', ', '') || format('level %s', x ->> 'name');
+        END IF;
+        i := i + 1;
+    END LOOP;
+    i := 0;
+    FOR x IN SELECT v FROM pg_catalog.jsonb_array_elements(COALESCE(doc -> 'segments', '[]')) v LOOP
+        IF pg_catalog.jsonb_typeof(x) <> 'object' OR NOT (x ?& ARRAY['name', 'kind', 'rule']) THEN
+            PERFORM kenbun._doc_error(format('$.segments[%s]', i), 'expected {"name","kind","rule",…}');
+        END IF;
+        IF x ->> 'kind' NOT IN ('lead', 'account') THEN
+            PERFORM kenbun._doc_error(format('$.segments[%s].kind', i), 'expected "lead" or "account"');
+        END IF;
+        BEGIN
+            PERFORM (x -> 'rule')::kenbun.segment_rule;
+        EXCEPTION WHEN OTHERS THEN
+            PERFORM kenbun._doc_error(format('$.segments[%s].rule', i), SQLERRM);
+        END;
+        IF NOT replace AND EXISTS (SELECT 1 FROM kenbun.segments s WHERE s.name = x ->> 'name') THEN
+            clash := COALESCE(clash || ', ', '') || format('segment %s', x ->> 'name');
+        END IF;
+        i := i + 1;
+    END LOOP;
+    IF clash IS NOT NULL THEN
+        RAISE EXCEPTION 'definitions already exist: %', clash
+            USING ERRCODE = '42710', HINT = 'pass replace => true to replace them';
+    END IF;
+    -- 2. apply; any error rolls everything back
+    FOR x IN SELECT v FROM pg_catalog.jsonb_array_elements(COALESCE(doc -> 'fields', '[]')) v LOOP
+        PERFORM kenbun.map_field(x ->> 'kind', x ->> 'name', x ->> 'path', (x ->> 'type')::regtype);
+        n := n + 1;
+    END LOOP;
+    FOR x IN SELECT v FROM pg_catalog.jsonb_array_elements(COALESCE(doc -> 'levels', '[]')) v LOOP
+        PERFORM kenbun.define_levels(x ->> 'name', x ->> 'field', x -> 'tiers');
+        n := n + 1;
+    END LOOP;
+    FOR x IN SELECT v FROM pg_catalog.jsonb_array_elements(COALESCE(doc -> 'segments', '[]')) v LOOP
+        INSERT INTO kenbun.segments AS s (name, kind, description, active, rule, refresh_every)
+        VALUES (x ->> 'name', x ->> 'kind', x ->> 'description', COALESCE((x ->> 'active')::boolean, true),
+                (x -> 'rule')::kenbun.segment_rule, (x ->> 'refresh_every')::interval)
+        ON CONFLICT (name) DO UPDATE
+           SET description = EXCLUDED.description, active = EXCLUDED.active, rule = EXCLUDED.rule,
+               refresh_every = EXCLUDED.refresh_every
+         WHERE s.kind = EXCLUDED.kind;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'segment "%" exists with another kind', x ->> 'name' USING ERRCODE = '42710';
+        END IF;
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END $$;
+
 
 -- The jsonb cast goes through the text form (clean errors for numbers beyond f64 and deep nesting).
 DROP CAST (jsonb AS kenbun.segment_rule);

@@ -132,14 +132,21 @@ END $$;
 CREATE FUNCTION kenbun._notify(segment_id bigint, segment_name text, kind text, change text, reason text, ids text[])
 RETURNS int LANGUAGE sql
 SET search_path = pg_catalog, pg_temp AS $$
+    WITH seg AS (
+        SELECT x.name, 7000 - pg_catalog.octet_length(pg_catalog.to_json(x.name)::text) AS budget
+          FROM (SELECT COALESCE(segment_name,
+                                (SELECT s.name FROM kenbun.segments s WHERE s.id = _notify.segment_id)) AS name) x)
     SELECT pg_catalog.count(pg_catalog.pg_notify('kenbun_membership', pg_catalog.json_build_object(
                'segment_id', segment_id,
-               'segment', COALESCE(segment_name, (SELECT s.name FROM kenbun.segments s WHERE s.id = _notify.segment_id)),
+               'segment', seg.name,
                'kind', kind, 'change', change, 'reason', reason,
                'member_ids', g.ids)::text))::int
-      FROM (SELECT pg_catalog.json_agg(b.id ORDER BY b.n) AS ids
+      FROM seg,
+           (SELECT pg_catalog.json_agg(b.id ORDER BY b.n) AS ids
               FROM (SELECT u.id, u.n,
-                           pg_catalog.sum(pg_catalog.octet_length(u.id) + 4) OVER (ORDER BY u.n) / 7000 AS batch
+                           -- each id as it is written in JSON (quotes, escapes) and a comma
+                           pg_catalog.sum(pg_catalog.octet_length(pg_catalog.to_json(u.id)::text) + 1)
+                               OVER (ORDER BY u.n) / (SELECT seg.budget FROM seg) AS batch
                       FROM pg_catalog.unnest(ids) WITH ORDINALITY AS u(id, n)) AS b
              GROUP BY b.batch) AS g
 $$;
@@ -262,6 +269,11 @@ DECLARE
     users text;
 BEGIN
     PERFORM kenbun._lock_bound('share row exclusive');
+    IF pg_catalog.char_length(NEW.name) > 255 THEN
+        -- the name goes into every NOTIFY payload, which PostgreSQL limits to 8000 bytes
+        RAISE EXCEPTION 'segment name is longer than 255 characters (%)', pg_catalog.char_length(NEW.name)
+            USING ERRCODE = '22001', HINT = 'keep the name short; the description has no limit';
+    END IF;
     IF TG_OP = 'UPDATE' THEN
         IF NEW.kind <> OLD.kind THEN
             RAISE EXCEPTION 'cannot change the kind of segment "%"', OLD.name

@@ -137,8 +137,11 @@ fn hints(cat: &Catalog, kind: Kind, row: &DiagRow) -> Vec<String> {
         if values.iter().any(|(v, _)| *v == w) {
             continue;
         }
+        // edit distance is quadratic: long values are no typos of each other, skip them
+        const LONG: usize = 200;
         let closest = values
             .iter()
+            .filter(|(v, _)| w.chars().count() <= LONG && v.chars().count() <= LONG)
             .map(|(v, n)| (crate::error::edit_distance(&w.to_lowercase(), &v.to_lowercase()), v, n))
             .min_by_key(|(d, _, n)| (*d, -**n));
         match closest {

@@ -64,3 +64,10 @@ DO $$ BEGIN
 END $$;
 SELECT try($$INSERT INTO kenbun.segments (name, kind, rule) VALUES ('n32', 'lead', '{"segment":"n31"}')$$);
 ROLLBACK;
+-- a segment name goes into every NOTIFY payload (8000 bytes at most): 255 characters at most
+SELECT try($$INSERT INTO kenbun.segments (name, kind, rule) VALUES (repeat('é', 256), 'lead', '{"all":[]}')$$);
+-- a type that is not even a type name is a clean document error
+SELECT try($$SELECT kenbun.import_definitions('{"fields":[{"kind":"lead","name":"x","path":"country","type":"''"}]}')$$);
+SELECT try($$SELECT kenbun.import_definitions('{"fields":[{"kind":"lead","name":"x","path":"country","type":"text; DROP TABLE leads"}]}')$$);
+SELECT try($$SELECT kenbun.import_definitions('{"fields":[{"kind":"lead","name":"x","path":"country","type":"a.b.c.d"}]}')$$);
+SELECT try($q$SELECT kenbun.import_definitions('{"fields":[{"kind":"lead","name":"x","path":"country","type":"$$"}]}')$q$);
