@@ -142,8 +142,8 @@ SET search_path = pg_catalog, pg_temp AS $$
       FROM seg,
            (SELECT pg_catalog.json_agg(b.id ORDER BY b.n) AS ids
               FROM (SELECT u.id, u.n,
-                           -- each id as it is written in JSON (quotes, escapes) and a comma
-                           pg_catalog.sum(pg_catalog.octet_length(pg_catalog.to_json(u.id)::text) + 1)
+                           -- each id as json_agg writes it: quoted, escaped, then ", "
+                           pg_catalog.sum(pg_catalog.octet_length(pg_catalog.to_json(u.id)::text) + 2)
                                OVER (ORDER BY u.n) / (SELECT seg.budget FROM seg) AS batch
                       FROM pg_catalog.unnest(ids) WITH ORDINALITY AS u(id, n)) AS b
              GROUP BY b.batch) AS g

@@ -165,3 +165,10 @@ SELECT count(*) FROM kenbun.account_members;
 SELECT kenbun.unbind('event');
 SELECT tgname FROM pg_trigger WHERE tgrelid = 'events'::regclass AND tgname LIKE 'kenbun%';
 SELECT kenbun.bind_events('events');
+-- NOTIFY payloads stay under PostgreSQL's 8000 bytes whatever the ids and the segment name: each call
+-- returns how many notifications it sent
+BEGIN;
+SELECT kenbun._notify(1, 'short', 'lead', 'enter', 'initial', ARRAY(SELECT g::text FROM generate_series(1, 20000) g)) AS batches;
+SELECT kenbun._notify(1, repeat(chr(1), 255), 'lead', 'enter', 'initial',
+                      ARRAY(SELECT repeat(chr(2), 40) || g FROM generate_series(1, 3000) g)) AS batches;
+ROLLBACK;
