@@ -12,7 +12,11 @@
 #[path = "common/fuzzgen.rs"]
 mod fuzzgen;
 
-use postgres::{Client, NoTls};
+#[path = "common/db.rs"]
+mod db;
+
+use db::{connect, dsn, recreate_database};
+use postgres::Client;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -20,15 +24,6 @@ const DB: &str = "kenbun_fuzz";
 const BATCH: usize = 2000;
 const DEFAULT_DOCS: u64 = 100_000;
 const DEFAULT_SEED: u64 = 0x6B65_6E62_756E_DB01;
-
-fn dsn() -> Option<String> {
-    std::env::var("KENBUN_TEST_DSN").ok()
-}
-
-fn connect(db: &str) -> Client {
-    let base = dsn().unwrap();
-    Client::connect(&format!("{base} dbname={db}"), NoTls).unwrap_or_else(|e| panic!("connect {db}: {e}"))
-}
 
 fn env_u64(name: &str) -> Option<u64> {
     let v = std::env::var(name).ok()?;
@@ -103,11 +98,7 @@ END $fn$;
 fn fresh_db() -> Client {
     let t0 = Instant::now();
     let step = |what: &str| eprintln!("fuzz_db: setup: {what} at {:.1?}", t0.elapsed());
-    let mut admin = connect("postgres");
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
-        .unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {DB}")).unwrap();
+    recreate_database(DB);
     step("database created");
     let mut c = connect(DB);
     c.batch_execute("SET client_min_messages = warning; CREATE EXTENSION kenbun;")

@@ -18,7 +18,11 @@
 //!   KENBUN_TEST_DSN="host=$SOCKDIR port=$PGPORT_PRIVATE user=postgres" cargo test -q --test injection -- --nocapture
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
-use postgres::{Client, NoTls, Row};
+#[path = "common/db.rs"]
+mod db;
+
+use db::{connect, dsn, recreate_database};
+use postgres::{Client, Row};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -393,15 +397,6 @@ fn ids(rows: &[Row]) -> BTreeSet<String> {
     rows.iter()
         .map(|r| r.get::<_, Option<String>>(0).unwrap_or_default())
         .collect()
-}
-
-fn dsn() -> Option<String> {
-    std::env::var("KENBUN_TEST_DSN").ok()
-}
-
-fn connect(db: &str) -> Client {
-    let base = dsn().unwrap();
-    Client::connect(&format!("{base} dbname={db}"), NoTls).unwrap_or_else(|e| panic!("connect {db}: {e}"))
 }
 
 /// Text-like arguments of kenbun's public functions, from pg_proc: (signature, argument name).
@@ -2733,11 +2728,7 @@ fn hostile_text_through_every_function() {
         return;
     }
     let started = Instant::now();
-    let mut admin = connect("postgres");
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
-        .unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {DB}")).unwrap();
+    recreate_database(DB);
     let mut cx = Ctx {
         c: connect(DB),
         calls: 0,

@@ -2,27 +2,18 @@
 //! NOTIFY delivery, concurrent writers, uuid keys and the pg_cron refresh path.
 //! `scripts/test.sh live` sets KENBUN_TEST_DSN; without it (e.g. under `cargo pgrx test`) they skip.
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::{Client, NoTls};
+#[path = "common/db.rs"]
+mod db;
+
+use db::{connect, dsn, recreate_database};
+use postgres::Client;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-fn dsn() -> Option<String> {
-    std::env::var("KENBUN_TEST_DSN").ok()
-}
-
-fn connect(db: &str) -> Client {
-    let base = dsn().unwrap();
-    Client::connect(&format!("{base} dbname={db}"), NoTls).unwrap_or_else(|e| panic!("connect {db}: {e}"))
-}
-
 /// A fresh database with the extension and the standard test tables.
 fn fresh_db(db: &str, key_type: &str) -> Client {
-    let mut admin = connect("postgres");
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-        .unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
+    recreate_database(db);
     let mut c = connect(db);
     c.batch_execute(&format!(
         r#"
@@ -43,31 +34,12 @@ fn fresh_db(db: &str, key_type: &str) -> Client {
     c
 }
 
-/// Rows of segment_drift over every segment that is not time-dependent.
-fn total_drift(c: &mut Client) -> i64 {
-    c.query_one(
-        "SELECT count(*) FROM kenbun.segments s, kenbun.segment_drift(s.name) d WHERE NOT s.time_dependent",
-        &[],
-    )
-    .unwrap()
-    .get(0)
+fn total_drift(c: &mut Client) -> usize {
+    db::drift_rows(c).len()
 }
 
-/// The change log replayed (last change per member) equals the membership tables.
-fn replay_mismatches(c: &mut Client) -> i64 {
-    c.query_one(
-        r#"WITH last AS (
-             SELECT DISTINCT ON (segment_id, member_id) segment_id, member_id, change
-               FROM kenbun.membership_changes ORDER BY segment_id, member_id, id DESC),
-           replayed AS (SELECT segment_id, member_id FROM last WHERE change = 'enter'),
-           actual AS (SELECT segment_id, lead_id::text AS member_id FROM kenbun.lead_members
-                      UNION ALL SELECT segment_id, account_id::text FROM kenbun.account_members)
-           SELECT count(*) FROM ((SELECT * FROM replayed EXCEPT SELECT * FROM actual)
-                                 UNION ALL (SELECT * FROM actual EXCEPT SELECT * FROM replayed)) d"#,
-        &[],
-    )
-    .unwrap()
-    .get(0)
+fn replay_mismatches(c: &mut Client) -> usize {
+    db::replay_mismatches(c).len()
 }
 
 #[test]

@@ -20,7 +20,11 @@
 //! delivered exactly the logged changes, and the server log (KENBUN_SERVER_LOG) shows no crashed
 //! backend. Without KENBUN_TEST_DSN it skips.
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::{Client, NoTls};
+#[path = "common/db.rs"]
+mod db;
+
+use db::{drift_rows, dsn, recreate_database, replay_mismatches};
+use postgres::Client;
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -43,13 +47,8 @@ const SLOTS: usize = 4;
 /// Give up on a transaction (and fail) after this many deadlocks or serialization failures in a row.
 const MAX_ATTEMPTS: u32 = 200;
 
-fn dsn() -> Option<String> {
-    std::env::var("KENBUN_TEST_DSN").ok()
-}
-
 fn connect(db: &str) -> Result<Client, postgres::Error> {
-    let base = dsn().unwrap();
-    Client::connect(&format!("{base} dbname={db} application_name=kenbun_soak"), NoTls)
+    db::try_connect(db, "application_name=kenbun_soak")
 }
 
 fn connect_client() -> Client {
@@ -1083,11 +1082,7 @@ fn listener(ready: Arc<Barrier>) -> Heard {
 // Setup and checks
 
 fn fresh_db() -> Client {
-    let mut admin = connect("postgres").unwrap_or_else(|e| panic!("connect postgres: {e}"));
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
-        .unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {DB}")).unwrap();
+    recreate_database(DB);
     let mut c = connect_client();
     c.batch_execute(&format!(
         r#"
@@ -1168,41 +1163,6 @@ fn count(c: &mut Client, sql: &str) -> i64 {
     c.query_one(sql, &[])
         .unwrap_or_else(|e| panic!("{sql}: {}", describe(&e).1))
         .get(0)
-}
-
-/// (segment, problem, member) for every drift row of a segment that is not time-dependent.
-fn drift_rows(c: &mut Client) -> Vec<(String, String, String)> {
-    c.query(
-        "SELECT s.name, d.problem, d.member_id FROM kenbun.segments s, kenbun.segment_drift(s.name) d
-          WHERE NOT s.time_dependent ORDER BY 1, 2, 3",
-        &[],
-    )
-    .unwrap()
-    .iter()
-    .map(|r| (r.get(0), r.get(1), r.get(2)))
-    .collect()
-}
-
-/// (segment id, member, "log only" | "table only"): where the change log, replayed (last change per
-/// segment and member), disagrees with the membership tables.
-fn replay_mismatches(c: &mut Client) -> Vec<(i64, String, String)> {
-    c.query(
-        r#"WITH last AS (
-             SELECT DISTINCT ON (segment_id, member_id) segment_id, member_id, change
-               FROM kenbun.membership_changes ORDER BY segment_id, member_id, id DESC),
-           replayed AS (SELECT segment_id, member_id FROM last WHERE change = 'enter'),
-           actual AS (SELECT segment_id, lead_id::text AS member_id FROM kenbun.lead_members
-                      UNION ALL SELECT segment_id, account_id::text FROM kenbun.account_members)
-           SELECT segment_id, member_id, 'log only' FROM (SELECT * FROM replayed EXCEPT SELECT * FROM actual) a
-           UNION ALL
-           SELECT segment_id, member_id, 'table only' FROM (SELECT * FROM actual EXCEPT SELECT * FROM replayed) b
-           ORDER BY 1, 2"#,
-        &[],
-    )
-    .unwrap()
-    .iter()
-    .map(|r| (r.get(0), r.get(1), r.get(2)))
-    .collect()
 }
 
 /// Log lines since `offset` that show a crashed backend or a restart.
