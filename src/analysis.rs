@@ -137,11 +137,10 @@ fn hints(cat: &Catalog, kind: Kind, row: &DiagRow) -> Vec<String> {
         if values.iter().any(|(v, _)| *v == w) {
             continue;
         }
-        // edit distance is quadratic: long values are no typos of each other, skip them
-        const LONG: usize = 200;
+        use crate::error::TYPO_MAX_CHARS;
         let closest = values
             .iter()
-            .filter(|(v, _)| w.chars().count() <= LONG && v.chars().count() <= LONG)
+            .filter(|(v, _)| w.chars().count() <= TYPO_MAX_CHARS && v.chars().count() <= TYPO_MAX_CHARS)
             .map(|(v, n)| (crate::error::edit_distance(&w.to_lowercase(), &v.to_lowercase()), v, n))
             .min_by_key(|(d, _, n)| (*d, -**n));
         match closest {

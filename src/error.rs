@@ -97,9 +97,12 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// The closest candidate to `name`, if it is close enough to be a plausible typo.
+/// Longest text compared by edit distance for "did you mean" hints: the distance is quadratic, and a
+/// long text is no typo of another anyway.
+pub const TYPO_MAX_CHARS: usize = 200;
+
 pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
-    // edit distance is quadratic: a long name is no typo of a short one anyway
-    if name.chars().count() > 200 {
+    if name.chars().count() > TYPO_MAX_CHARS {
         return None;
     }
     let lname = name.to_lowercase();
