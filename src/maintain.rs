@@ -163,7 +163,11 @@ fn _segment_compile(rule: segment_rule, kind: &str, name: &str, id: Option<i64>)
     JsonB(json!({
         "sql": c.sql,
         "time_dependent": c.time_dependent,
-        "reads": c.reads.iter().map(|(k, col)| json!([k.name(), col])).collect::<Vec<_>>(),
+        // [kind, column] for everything read; [kind, column, "sibling"] for what is read of the other
+        // leads of a lead's account
+        "reads": c.reads.iter().map(|(k, col)| json!([k.name(), col]))
+            .chain(c.sibling_reads.iter().map(|(k, col)| json!([k.name(), col, "sibling"])))
+            .collect::<Vec<_>>(),
         "refs": refs,
     }))
 }
@@ -201,20 +205,24 @@ fn _rebuild_maintenance() {
         )?;
         for r in rows {
             let reads: JsonB = r.get(4)?.unwrap_or(JsonB(json!([])));
-            let reads = reads
-                .0
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|p| Some((Kind::from_name(p.get(0)?.as_str()?)?, p.get(1)?.as_str()?.to_string())))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let pairs = |sibling: bool| -> std::collections::BTreeSet<(Kind, String)> {
+                reads
+                    .0
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter(|p| !sibling || p.get(2).and_then(|x| x.as_str()) == Some("sibling"))
+                            .filter_map(|p| Some((Kind::from_name(p.get(0)?.as_str()?)?, p.get(1)?.as_str()?.to_string())))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
             out.push(SegmentPlan {
                 id: r.get::<i64>(1)?.unwrap_or_default(),
                 kind: kind_of(&r.get::<String>(2)?.unwrap_or_default()),
                 sql: r.get::<String>(3)?.unwrap_or_default(),
-                reads,
+                reads: pairs(false),
+                sibling_reads: pairs(true),
             });
         }
         Ok::<_, pgrx::spi::SpiError>(out)

@@ -34,6 +34,16 @@ pub struct SegmentPlan {
     /// TRUE-for-members expression over `root_alias(kind)`.
     pub sql: String,
     pub reads: BTreeSet<(Kind, String)>,
+    /// What the rule reads of the other leads of a lead's account (`Compiled::sibling_reads`).
+    pub sibling_reads: BTreeSet<(Kind, String)>,
+}
+
+/// How a change reaches a segment's members: through the changed rows themselves (or the rows they
+/// belong to), or through the other leads of the changed leads' accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Via {
+    Own,
+    Sibling,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +174,39 @@ pub fn dollar_tag(body: &str) -> String {
         .unwrap()
 }
 
+/// Is a lead segment `s` affected through the siblings of the changed leads by `op` on `table`, and if
+/// so through which columns (None = always)? A change to one lead (a column a sibling condition reads,
+/// its account key, its existence) or to one of its events can change whether *another* lead of the
+/// same account, old or new, is a member. Changes to accounts already re-evaluate all their leads.
+fn sibling_affected(s: &SegmentPlan, table: Kind, op: TrigOp, cat: &Catalog) -> Option<Option<Vec<String>>> {
+    if s.kind != Kind::Lead || table == Kind::Account {
+        return None;
+    }
+    let mut cols: Vec<String> = s
+        .sibling_reads
+        .iter()
+        .filter(|(k, _)| *k == table)
+        .map(|(_, c)| c.clone())
+        .collect();
+    if cols.is_empty() {
+        return None;
+    }
+    if op != TrigOp::Update {
+        return Some(None);
+    }
+    let b = cat.binding(table)?;
+    if table == Kind::Lead {
+        // a lead moving to another account changes both accounts' sets of leads
+        if let Some(a) = &b.account_key {
+            cols.push(a.clone());
+        }
+    }
+    cols.sort();
+    cols.dedup();
+    cols.retain(|c| b.column(c).is_some());
+    Some(Some(cols))
+}
+
 /// Is segment `s` affected by `op` on `table`, and if so through which columns (None = always)?
 fn affected(s: &SegmentPlan, table: Kind, op: TrigOp, cat: &Catalog) -> Option<Option<Vec<String>>> {
     let cols: Vec<String> = s
@@ -202,10 +245,14 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
     let Some(tb) = cat.binding(table) else { return nothing };
     let leads = cat.binding(Kind::Lead);
     let tkey = key(tb, table);
-    let relevant: Vec<(&SegmentPlan, Option<Vec<String>>)> = segs
+    let mut relevant: Vec<(&SegmentPlan, Option<Vec<String>>, Via)> = segs
         .iter()
-        .filter_map(|s| affected(s, table, op, cat).map(|c| (s, c)))
+        .filter_map(|s| affected(s, table, op, cat).map(|c| (s, c, Via::Own)))
         .collect();
+    relevant.extend(
+        segs.iter()
+            .filter_map(|s| sibling_affected(s, table, op, cat).map(|c| (s, c, Via::Sibling))),
+    );
     if relevant.is_empty() {
         return nothing;
     }
@@ -291,9 +338,9 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
     // units: the relevant segments grouped by (target kind, condition on the changed rows); each unit
     // is one statement, run only when its condition holds for some changed row, so a plan holds only
     // the segments that can be affected by what changed
-    let mut groups: BTreeMap<(Kind, String), Vec<&SegmentPlan>> = BTreeMap::new();
-    for (s, cols) in &relevant {
-        groups.entry((s.kind, cond(cols))).or_default().push(s);
+    let mut groups: BTreeMap<(Kind, String, Via), Vec<&SegmentPlan>> = BTreeMap::new();
+    for (s, cols, via) in &relevant {
+        groups.entry((s.kind, cond(cols), *via)).or_default().push(s);
     }
     let mut units: Vec<(String, String)> = vec![]; // (condition, statement)
                                                    // the same work as one statement, for statements that change many rows: one row lookup and one
@@ -309,7 +356,7 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
     let mut combined: BTreeMap<Kind, Combined> = BTreeMap::new();
     let mut combined_ctes: Vec<String> = vec![];
     let mut has_account_unit = false;
-    for ((kind, c), segs) in &groups {
+    for ((kind, c, via), segs) in &groups {
         let Some(b) = cat.binding(*kind) else { continue };
         let (members, mcol) = members_table(*kind);
         let alias = root_alias(*kind);
@@ -322,7 +369,7 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
             .collect::<Vec<_>>()
             .join(", ");
         let cb = combined.entry(*kind).or_default();
-        let (extra, should, have) = if *kind == table {
+        let (extra, should, have) = if *kind == table && *via == Via::Own {
             // segments of the changed table: the changed rows themselves are the candidates
             for sp in segs {
                 cb.direct_vals.push(format!(
@@ -343,6 +390,26 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
             )
         } else {
             let source = match (kind, table) {
+                // the leads of the accounts the changed leads belong (or belonged) to
+                (Kind::Lead, Kind::Lead) => match &lead_acc_key {
+                    Some(ak) if lead_acc.is_some() => format!(
+                        "SELECT l.{} FROM {lead_tbl} AS l WHERE l.{} IN ({})",
+                        ident(&lead_key),
+                        ident(ak),
+                        keys_of(c, "a")
+                    ),
+                    _ => continue,
+                },
+                // the leads of the accounts of the leads whose events changed
+                (Kind::Lead, Kind::Event) if *via == Via::Sibling => match &lead_acc_key {
+                    Some(ak) => format!(
+                        "SELECT l.{lk} FROM {lead_tbl} AS l WHERE l.{ak} IN (SELECT o.{ak} FROM {lead_tbl} AS o WHERE o.{lk} IN ({}))",
+                        keys_of(c, "k"),
+                        lk = ident(&lead_key),
+                        ak = ident(ak),
+                    ),
+                    None => continue,
+                },
                 (Kind::Lead, Kind::Event) => keys_of(c, "k"),
                 (Kind::Lead, Kind::Account) => match &lead_acc_key {
                     Some(ak) => format!(
@@ -394,7 +461,7 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
                 ),
             )
         };
-        has_account_unit |= *kind == Kind::Account;
+        has_account_unit |= *kind == Kind::Account || *via == Via::Sibling;
         let kl = literal(kind.name());
         let stmt = format!(
             "WITH ch AS ({ch}){extra},\n  should AS ({should}),\n  have AS ({have}),\n  d AS (SELECT {kl} AS kind, x.sid, x.mid::text AS mid, 'enter' AS change FROM (SELECT sid, mid FROM should EXCEPT SELECT sid, mid FROM have) AS x\n        UNION ALL SELECT {kl}, x.sid, x.mid::text, 'exit' FROM (SELECT sid, mid FROM have EXCEPT SELECT sid, mid FROM should) AS x)\n  SELECT pg_catalog.array_agg(d.kind ORDER BY d.sid, d.change DESC, d.mid), pg_catalog.array_agg(d.sid ORDER BY d.sid, d.change DESC, d.mid),\n         pg_catalog.array_agg(d.mid ORDER BY d.sid, d.change DESC, d.mid), pg_catalog.array_agg(d.change ORDER BY d.sid, d.change DESC, d.mid)\n    INTO kenbun_t_kinds, kenbun_t_sids, kenbun_t_mids, kenbun_t_changes FROM d;\n  IF kenbun_t_sids IS NOT NULL THEN\n    kenbun_kinds := pg_catalog.array_cat(kenbun_kinds, kenbun_t_kinds);\n    kenbun_sids := pg_catalog.array_cat(kenbun_sids, kenbun_t_sids);\n    kenbun_mids := pg_catalog.array_cat(kenbun_mids, kenbun_t_mids);\n    kenbun_changes := pg_catalog.array_cat(kenbun_changes, kenbun_t_changes);\n  END IF;\n"
@@ -461,7 +528,7 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
     let needs_account_locks = has_account_unit
         || relevant
             .iter()
-            .any(|(s, _)| s.reads.iter().any(|(k, _)| *k == Kind::Account));
+            .any(|(s, _, _)| s.reads.iter().any(|(k, _)| *k == Kind::Account));
     let account_anchor_src = if !needs_account_locks {
         None
     } else {

@@ -25,6 +25,10 @@ pub struct Compiled {
     pub time_dependent: bool,
     /// (kind, column) pairs the rule reads, including join keys.
     pub reads: BTreeSet<(Kind, String)>,
+    /// The part of `reads` read from the *other* leads of a lead's own account (`{"account":{"leads":…}}`
+    /// in a lead rule, directly or through a referenced segment): a change to one lead (or to an event
+    /// of one lead) in these columns can change the membership of its siblings. Empty for account rules.
+    pub sibling_reads: BTreeSet<(Kind, String)>,
     /// Saved segments used, directly or through other segments.
     pub segments: BTreeSet<String>,
 }
@@ -72,6 +76,8 @@ fn compile_with_stack(rule: &Rule, kind: Kind, cat: &Catalog, stack: Vec<String>
         out: Compiled::default(),
         stack,
         expanded: 0,
+        root: kind,
+        in_account: 0,
     };
     let sql = cx.expr(rule, kind, root_alias(kind))?;
     let mut out = cx.out;
@@ -87,6 +93,8 @@ pub fn field_text_expr(kind: Kind, field: &str, cat: &Catalog) -> Result<String>
         out: Compiled::default(),
         stack: vec![],
         expanded: 0,
+        root: kind,
+        in_account: 0,
     };
     Ok(match cx.resolve(kind, field, root_alias(kind), "$")? {
         Resolved::Typed { sql, .. } => format!("({sql})::text"),
@@ -164,6 +172,9 @@ struct Cx<'a> {
     stack: Vec<String>,
     /// Conditions compiled so far, with referenced segments inlined (bounded by MAX_EXPANDED).
     expanded: usize,
+    /// The kind the rule is compiled for, and how many `account` conditions enclose the current one.
+    root: Kind,
+    in_account: usize,
 }
 
 /// Most conditions a rule may have once the segments it references are inlined: each rule is
@@ -706,7 +717,10 @@ impl<'a> Cx<'a> {
         let a = self.alias(Kind::Account);
         let key = acc.key.clone().unwrap_or_default();
         self.out.reads.insert((Kind::Account, key.clone()));
-        let body = self.expr(inner, Kind::Account, &a)?;
+        self.in_account += 1;
+        let body = self.expr(inner, Kind::Account, &a);
+        self.in_account -= 1;
+        let body = body?;
         Ok(format!(
             "EXISTS (SELECT 1 FROM {} AS {a} WHERE {a}.{} = {alias}.{} AND {body})",
             acc.qualified(),
@@ -811,12 +825,21 @@ impl<'a> Cx<'a> {
             ))
         })?;
         let key = binding(self.cat, Kind::Account)?.key.clone().unwrap_or_default();
+        // inside a lead rule's {"account": …}, these leads are the lead's siblings: record what is
+        // read of them separately (maintenance re-evaluates the siblings when it changes)
+        let sibling = self.root == Kind::Lead && self.in_account > 0;
+        let outer = if sibling { Some(std::mem::take(&mut self.out.reads)) } else { None };
         self.out.reads.insert((Kind::Account, key.clone()));
         self.out.reads.insert((Kind::Lead, acc_key.clone()));
         let x = self.alias(Kind::Lead);
         let mut conds = vec![format!("{x}.{} = {alias}.{}", ident(&acc_key), ident(&key))];
         if let Some(fr) = &l.filter {
             conds.push(self.expr(fr, Kind::Lead, &x)?);
+        }
+        if let Some(outer) = outer {
+            let inner = std::mem::replace(&mut self.out.reads, outer);
+            self.out.sibling_reads.extend(inner.iter().cloned());
+            self.out.reads.extend(inner);
         }
         Ok(count_sql(&leads.qualified(), &x, &conds.join(" AND "), l.count))
     }

@@ -351,6 +351,7 @@ mod maintenance {
             kind,
             sql: c.sql,
             reads: c.reads,
+            sibling_reads: c.sibling_reads,
         }
     }
 
@@ -370,6 +371,36 @@ mod maintenance {
             ),
             plan(5, Kind::Lead, r#"{"event":{"type":"demo","within":"7 days"}}"#),
         ]
+    }
+
+    #[test]
+    fn sibling_segments_re_evaluate_the_other_leads_of_the_changed_accounts() {
+        let team = plan(
+            7,
+            Kind::Lead,
+            r#"{"account":{"leads":{"where":{"field":"score","op":"gt","value":50},"count":{"op":"gte","value":2}}}}"#,
+        );
+        let specs = maintenance(&cat(), &[team.clone()]);
+        for op in [TrigOp::Insert, TrigOp::Update, TrigOp::Delete] {
+            let s = specs.iter().find(|s| s.table == Kind::Lead && s.op == op).unwrap();
+            // candidates: the leads of the changed leads' old and new accounts, under the accounts' locks
+            assert!(
+                s.body.contains(r#"SELECT l."id" FROM "public"."leads" AS l WHERE l."account_id" IN (SELECT v.x FROM ch, LATERAL (VALUES (ch.a_new), (ch.a_old))"#),
+                "{op:?}: {}",
+                s.body
+            );
+            assert!(s.body.contains("748300002"), "{op:?} takes no account lock: {}", s.body);
+        }
+        // an own-column segment does not pay for it
+        let own = plan(8, Kind::Lead, r#"{"field":"score","op":"gt","value":50}"#);
+        let specs = maintenance(&cat(), &[own]);
+        let s = specs.iter().find(|s| s.table == Kind::Lead && s.op == TrigOp::Update).unwrap();
+        assert!(!s.body.contains("l.\"account_id\" IN"), "{}", s.body);
+        // events of siblings: the leads of the accounts of the events' leads
+        let ev = plan(9, Kind::Lead, r#"{"account":{"leads":{"where":{"event":{"type":"demo"}}}}}"#);
+        let specs = maintenance(&cat(), &[ev]);
+        let s = specs.iter().find(|s| s.table == Kind::Event && s.op == TrigOp::Insert).unwrap();
+        assert!(s.body.contains(r#"WHERE l."account_id" IN (SELECT o."account_id" FROM "public"."leads" AS o"#), "{}", s.body);
     }
 
     #[test]
@@ -631,4 +662,43 @@ fn segment_references_are_bounded() {
     let e = compile(&Rule::parse_text(r#"{"segment":"c39"}"#).unwrap(), Kind::Lead, &c).unwrap_err();
     assert_eq!(e.code, SqlState::ProgramLimitExceeded);
     assert!(e.message.contains("nest too deeply"), "{}", e.message);
+}
+
+#[test]
+fn sibling_reads_are_what_a_lead_rule_reads_of_its_accounts_other_leads() {
+    let c = cat();
+    let sib = |rule: &str, kind: Kind| {
+        compile(&Rule::parse_text(rule).unwrap(), kind, &c)
+            .unwrap()
+            .sibling_reads
+            .into_iter()
+            .map(|(k, col)| format!("{}.{col}", k.name()))
+            .collect::<Vec<_>>()
+    };
+    let team = r#"{"account":{"leads":{"where":{"field":"score","op":"gt","value":50},"count":{"op":"gte","value":2}}}}"#;
+    assert_eq!(sib(team, Kind::Lead), vec!["lead.account_id", "lead.score", "account.id"]);
+    // own columns and account properties are not sibling reads
+    assert!(sib(r#"{"all":[{"field":"country","op":"eq","value":"US"},{"account":{"field":"industry","op":"eq","value":"x"}}]}"#, Kind::Lead).is_empty());
+    // an account rule's lead counts are handled by the account's own maintenance
+    assert!(sib(r#"{"leads":{"where":{"field":"vip","op":"eq","value":true}}}"#, Kind::Account).is_empty());
+    // events of siblings
+    let ev = sib(r#"{"account":{"leads":{"where":{"event":{"type":"demo"}}}}}"#, Kind::Lead);
+    assert!(ev.contains(&"event.lead_id".to_string()) && ev.contains(&"event.type".to_string()), "{ev:?}");
+    // through an account segment used inside {"account": …}, and through a referenced lead segment
+    let mut c2 = cat();
+    c2.segments.push(SegmentDef {
+        id: 1,
+        name: "two vips".into(),
+        kind: "account".into(),
+        rule: serde_json::json!({"leads":{"where":{"field":"vip","op":"eq","value":true},"count":{"op":"gte","value":2}}}),
+    });
+    c2.segments.push(SegmentDef {
+        id: 2,
+        name: "team".into(),
+        kind: "lead".into(),
+        rule: serde_json::from_str(team).unwrap(),
+    });
+    let s = |rule: &str| compile(&Rule::parse_text(rule).unwrap(), Kind::Lead, &c2).unwrap().sibling_reads;
+    assert!(s(r#"{"account":{"segment":"two vips"}}"#).contains(&(Kind::Lead, "vip".into())));
+    assert!(s(r#"{"not":{"segment":"team"}}"#).contains(&(Kind::Lead, "score".into())));
 }
