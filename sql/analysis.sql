@@ -1,14 +1,22 @@
 -- kenbun: manage, analyze and troubleshoot segments from SQL.
 
--- SQL selecting the members (column mid) of a saved segment: the membership table when active,
--- else the rule evaluated now.
+-- Every function that reads a saved segment's membership refuses an inactive segment the same way.
+CREATE FUNCTION kenbun._require_active(seg kenbun.segments)
+RETURNS void LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT seg.active THEN
+        RAISE EXCEPTION 'segment "%" is inactive and has no members', seg.name
+            USING ERRCODE = '55000', HINT = 'activate it, or preview its rule with kenbun.segment_preview';
+    END IF;
+END $$;
+
+-- SQL selecting the members (column mid) of a saved, active segment: its membership table.
 CREATE FUNCTION kenbun._member_set(seg kenbun.segments)
 RETURNS text LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF NOT seg.active THEN
-        RETURN kenbun._members_query(seg);
-    END IF;
+    PERFORM kenbun._require_active(seg);
     RETURN format('SELECT m.%I AS mid FROM %s AS m WHERE m.segment_id = %s',
                   (kenbun._members_of(seg.kind)).col, (kenbun._members_of(seg.kind)).tbl, seg.id);
 END $$;
@@ -110,10 +118,7 @@ BEGIN
     IF lim IS NULL OR lim < 0 THEN
         RAISE EXCEPTION 'lim must not be negative (got %)', lim USING ERRCODE = '22023';
     END IF;
-    IF NOT seg.active THEN
-        RAISE EXCEPTION 'segment "%" is inactive and has no members', seg.name
-            USING ERRCODE = '55000', HINT = 'activate it, or preview its rule with kenbun.segment_preview';
-    END IF;
+    PERFORM kenbun._require_active(seg);
     RETURN QUERY EXECUTE format($q$
         SELECT m.%1$I::text, m.entered_at, pg_catalog.to_jsonb(t)
           FROM %2$s AS m JOIN %3$s AS t ON t.%4$I = m.%1$I
@@ -171,6 +176,7 @@ DECLARE
     ld kenbun.bindings;
     total bigint;
 BEGIN
+    PERFORM kenbun._require_active(seg);
     SELECT * INTO ev FROM kenbun.bindings WHERE kind = 'event';
     SELECT * INTO ld FROM kenbun.bindings WHERE kind = 'lead';
     IF ev.relid IS NULL THEN

@@ -407,6 +407,15 @@ fn segment_explain(name: &str, analyze: default!(bool, false)) -> TableIterator<
 #[search_path(pg_catalog, pg_temp)]
 fn segment_levels(name: &str, levels: &str) -> TableIterator<'static, (name!(tier, String), name!(members, i64))> {
     let (kind, _, active) = saved(name);
+    if !active {
+        raise(
+            KenbunError::new(
+                SqlState::ObjectNotInPrerequisiteState,
+                format!("segment \"{name}\" is inactive and has no members"),
+            )
+            .hint("activate it, or preview its rule with kenbun.segment_preview"),
+        );
+    }
     let cat = load_catalog();
     let Some(level) = cat.levels.iter().find(|l| l.name == levels) else {
         let e = KenbunError::new(SqlState::UndefinedObject, format!("level \"{levels}\" does not exist"));
@@ -415,15 +424,6 @@ fn segment_levels(name: &str, levels: &str) -> TableIterator<'static, (name!(tie
             None => e.hint("define it with kenbun.define_levels(name, field, tiers)"),
         })
     };
-    if !active {
-        raise(
-            KenbunError::new(
-                SqlState::ObjectNotInPrerequisiteState,
-                format!("segment \"{name}\" is inactive and has no members"),
-            )
-            .hint("activate it first"),
-        );
-    }
     let b = cat.binding(kind).unwrap();
     let a = root_alias(kind);
     let (members, col) = crate::compile::maintain::members_table(kind);

@@ -172,6 +172,15 @@ fn _segment_compile(rule: segment_rule, kind: &str, name: &str, id: Option<i64>)
     }))
 }
 
+/// The columns the field of a level reads ([[kind, column], …]), after checking that the field is
+/// numeric in at least one bound kind (42703 unknown, 42804 not numeric); for kenbun.define_levels.
+#[pg_extern(stable)]
+#[search_path(pg_catalog, pg_temp)]
+fn _level_field_reads(field: &str) -> JsonB {
+    let reads = compile::level_field_reads(field, &load_catalog()).unwrap_or_else(|e| raise(e));
+    JsonB(json!(reads.iter().map(|(k, c)| json!([k.name(), c])).collect::<Vec<_>>()))
+}
+
 /// Names of kenbun's triggers currently on a table.
 fn kenbun_triggers(table: &str) -> Vec<String> {
     Spi::connect(|c| {

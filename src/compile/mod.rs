@@ -102,6 +102,68 @@ pub fn field_text_expr(kind: Kind, field: &str, cat: &Catalog) -> Result<String>
     })
 }
 
+/// Checks the field of a level (`kenbun.define_levels`) against the bound lead and account tables. A
+/// level has no kind: a rule reads the field of its own kind. The field must be numeric (a numeric
+/// column or mapped field, or a JSON path, read where it holds a number) in at least one of them.
+/// Returns the (kind, column) pairs the field reads in the kinds where it is usable.
+pub fn level_field_reads(field: &str, cat: &Catalog) -> Result<BTreeSet<(Kind, String)>> {
+    let mut reads = BTreeSet::new();
+    let mut not_numeric: Option<KenbunError> = None;
+    let mut unknown: Option<KenbunError> = None;
+    let mut any_bound = false;
+    for kind in [Kind::Lead, Kind::Account] {
+        if cat.binding(kind).is_none() {
+            continue;
+        }
+        any_bound = true;
+        let mut cx = Cx {
+            cat,
+            n: 0,
+            out: Compiled::default(),
+            stack: vec![],
+            expanded: 0,
+            root: kind,
+            in_account: 0,
+        };
+        match cx.resolve(kind, field, root_alias(kind), "$") {
+            Ok(Resolved::Typed {
+                class: Class::Int | Class::Num,
+                ..
+            })
+            | Ok(Resolved::JsonPath { .. }) => reads.extend(cx.out.reads),
+            Ok(Resolved::Typed { type_name, .. }) => {
+                not_numeric.get_or_insert_with(|| {
+                    KenbunError::new(
+                        SqlState::DatatypeMismatch,
+                        format!(
+                            "field \"{field}\" of kind \"{}\" is {type_name}, not numeric",
+                            kind.name()
+                        ),
+                    )
+                    .hint("levels are tiers over a number: a numeric column, a numeric mapped field, or a JSON path holding numbers")
+                });
+            }
+            Err(e) => {
+                unknown.get_or_insert(KenbunError {
+                    message: e.message.trim_start_matches("invalid rule at $.field: ").to_string(),
+                    ..e
+                });
+            }
+        }
+    }
+    if !reads.is_empty() {
+        return Ok(reads);
+    }
+    if !any_bound {
+        return Err(KenbunError::new(
+            SqlState::ObjectNotInPrerequisiteState,
+            "no lead or account table is bound: a level's field cannot be checked",
+        )
+        .hint("bind the tables first with kenbun.bind_leads / kenbun.bind_accounts"));
+    }
+    Err(not_numeric.or(unknown).unwrap())
+}
+
 fn binding(cat: &Catalog, kind: Kind) -> Result<&Binding> {
     cat.binding(kind).ok_or_else(|| {
         KenbunError::new(
