@@ -15,5 +15,6 @@ put() { # put <source> <destination>
 }
 (cd "$OUT" && find . -type f) | while read -r f; do put "$OUT/$f" "/${f#./}"; done
 # the install scripts of earlier releases: CREATE EXTENSION kenbun VERSION '<old>' then
-# ALTER EXTENSION kenbun UPDATE (sql/kenbun--<old>--<new>.sql, copied by pgrx above)
-for f in sql/archive/kenbun--*.sql; do put "$f" "$("$PG_CONFIG" --sharedir)/extension/$(basename "$f")"; done
+# ALTER EXTENSION kenbun UPDATE (sql/kenbun--<old>--<new>.sql, copied by pgrx above); their
+# secondary control files say which schema those versions were installed in
+for f in sql/archive/kenbun--*.sql sql/archive/kenbun--*.control; do put "$f" "$("$PG_CONFIG" --sharedir)/extension/$(basename "$f")"; done

@@ -1,6 +1,15 @@
 -- kenbun bootstrap: catalog tables and the binding / mapping / level functions.
 -- Every function pins search_path and names everything schema-qualified.
 
+-- Schema kenbun is created by this script, so that it is a member of the extension: DROP EXTENSION
+-- kenbun CASCADE then also drops what kenbun generates inside it (membership tables, trigger
+-- functions, and through those the triggers on the bound tables), and pg_dump still dumps those
+-- generated objects (they are not members). The extension itself lives in pg_catalog (kenbun.control):
+-- PostgreSQL does not let the schema an extension is installed in be one of its members.
+CREATE SCHEMA kenbun;
+-- pgrx writes its CREATE FUNCTION and CREATE TYPE statements unqualified: they go here
+SET LOCAL search_path = kenbun;
+
 CREATE TABLE kenbun.bindings (
     kind            text PRIMARY KEY CHECK (kind IN ('lead', 'account', 'event')),
     relid           regclass NOT NULL,

@@ -38,6 +38,9 @@ CREATE INDEX membership_changes_segment_idx ON kenbun.membership_changes (segmen
 
 SELECT pg_catalog.pg_extension_config_dump('kenbun.segments', '');
 SELECT pg_catalog.pg_extension_config_dump('kenbun.membership_changes', '');
+-- and their identity sequences: a restored database goes on numbering after the restored ids
+SELECT pg_catalog.pg_extension_config_dump('kenbun.segments_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('kenbun.membership_changes_id_seq', '');
 GRANT SELECT ON kenbun.segments TO PUBLIC;
 
 -- Everything the compiler needs, as one document. A column whose type (under its domains) is not
@@ -260,6 +263,19 @@ BEGIN
     RETURN n;
 END $$;
 
+-- Whether a row inserted into kenbun.segments is being restored from a dump. pg_restore (every
+-- format, every -j worker) and the scripts of pg_dump's plain format start each session with
+-- SET check_function_bodies = false, and a dumped row carries its compiled_sql; an INSERT by kenbun's
+-- users leaves compiled_sql for kenbun to fill in. Only a superuser's session counts: a restored row
+-- is kept as it is, and its compiled_sql later runs inside the owner's SECURITY DEFINER functions.
+CREATE FUNCTION kenbun._restoring(compiled_sql text)
+RETURNS boolean LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT compiled_sql IS NOT NULL
+       AND pg_catalog.current_setting('check_function_bodies') = 'off'
+       AND COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = session_user), false)
+$$;
+
 -- BEFORE INSERT OR UPDATE: compile, fill the maintained columns, take the write lock.
 CREATE FUNCTION kenbun._segments_before()
 RETURNS trigger LANGUAGE plpgsql
@@ -268,6 +284,15 @@ DECLARE
     c jsonb;
     users text;
 BEGIN
+    IF TG_OP = 'INSERT' AND kenbun._restoring(NEW.compiled_sql) THEN
+        -- a restore: keep the row exactly as dumped. No compile (the bindings, fields and segments it
+        -- needs may not be loaded yet), no lock, and (segments_after) no fill: pg_restore -j loads
+        -- the bound tables in parallel, and the dump carries membership, the change log and the
+        -- generated triggers as they were. Remember the id for segments_after.
+        PERFORM pg_catalog.set_config('kenbun.restored',
+            COALESCE(NULLIF(pg_catalog.current_setting('kenbun.restored', true), ''), ',') || NEW.id || ',', true);
+        RETURN NEW;
+    END IF;
     PERFORM kenbun._lock_bound('share row exclusive');
     IF pg_catalog.char_length(NEW.name) > 255 THEN
         -- the name goes into every NOTIFY payload, which PostgreSQL limits to 8000 bytes
@@ -327,6 +352,10 @@ CREATE FUNCTION kenbun._segments_after()
 RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    IF TG_OP = 'INSERT' AND kenbun._restoring(NEW.compiled_sql)
+       AND pg_catalog.strpos(pg_catalog.current_setting('kenbun.restored', true), ',' || NEW.id || ',') > 0 THEN
+        RETURN NULL;  -- restored as dumped (segments_before)
+    END IF;
     PERFORM pg_catalog.set_config('kenbun.rebuild_pending', 'on', true);
     IF TG_OP = 'INSERT' THEN
         IF NEW.active THEN
@@ -537,6 +566,17 @@ BEGIN
               WHERE g.tgrelid = tbl AND (g.tgname LIKE 'kenbun\_maintain\_%' OR g.tgname LIKE 'kenbun\_capture\_%') LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', t, tbl);
     END LOOP;
+    -- and what kenbun generated for the kind: its trigger functions, and (no segment of the kind is
+    -- left) its membership table; binding again creates them anew
+    FOR t IN SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace = 'kenbun'::regnamespace
+                AND p.proname IN ('_maintain_' || kind || '_insert', '_maintain_' || kind || '_update',
+                                  '_maintain_' || kind || '_delete') LOOP
+        EXECUTE format('DROP FUNCTION %s CASCADE', t);
+    END LOOP;
+    IF kind IN ('lead', 'account') THEN
+        EXECUTE format('DROP TABLE IF EXISTS %s', (kenbun._members_of(kind)).tbl);
+    END IF;
     DELETE FROM kenbun.bindings b WHERE b.kind = unbind.kind;
 END $$;
-COMMENT ON FUNCTION kenbun.unbind(text) IS 'Removes a binding and kenbun''s triggers from the table.';
+COMMENT ON FUNCTION kenbun.unbind(text) IS 'Removes a binding, kenbun''s triggers from the table, and what kenbun generated for the kind.';

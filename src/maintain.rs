@@ -244,12 +244,23 @@ fn _rebuild_maintenance() {
             ddl.push(format!("DROP TRIGGER {} ON {}", ident(&t), b.qualified()));
         }
     }
+    // Inside an extension script (an upgrade that recompiles segments) PostgreSQL refuses to replace
+    // a function that is not a member, and would make a new one a member, which pg_dump then leaves
+    // out: drop, create, and take it out of the extension again.
+    // SAFETY: a backend global, read in the backend's own thread
+    let in_extension_script = unsafe { pgrx::pg_sys::creating_extension };
     for spec in maintenance(&cat, &segs) {
         let tag = dollar_tag(&spec.body);
+        if in_extension_script {
+            ddl.push(format!("DROP FUNCTION IF EXISTS {}()", spec.function));
+        }
         ddl.push(format!(
             "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan AS {tag}\n{}\n{tag}",
             spec.function, spec.body
         ));
+        if in_extension_script {
+            ddl.push(format!("ALTER EXTENSION kenbun DROP FUNCTION {}()", spec.function));
+        }
         let table = cat.binding(spec.table).map(|b| b.qualified()).unwrap_or_default();
         let trig = ident(&format!("kenbun_maintain_{}", spec.op.name()));
         match spec.op {
