@@ -50,9 +50,13 @@ if [[ $layer == all || $layer == live ]]; then
   # live.rs: NOTIFY, concurrency, key types, pg_cron; injection.rs: the injection corpus through every
   # text-taking function; fuzz_db.rs: 100k generated rule documents through the type and compile;
   # soak.rs: the short soak (KENBUN_SOAK_SECS, 15 s here; `make soak` runs 60 s)
+  # lifecycle.rs: pg_dump/pg_restore in every format, DROP EXTENSION, unbind, a database upgraded from
+  # 0.2.0; the client programs run as the server's user and write their dumps under $STATE/dumps
+  install -d "$STATE/dumps"; [ "$(id -u)" = 0 ] && chown postgres:postgres "$STATE/dumps"
   KENBUN_TEST_DSN="host=$SOCKDIR port=$PGPORT_PRIVATE user=postgres" KENBUN_SERVER_LOG="$LOGFILE" \
-  KENBUN_SOAK_SECS=${KENBUN_SOAK_SECS:-15} \
-    cargo test -q --test live --test injection --test fuzz_db --test soak -- --test-threads=1 --nocapture
+  KENBUN_SOAK_SECS=${KENBUN_SOAK_SECS:-15} KENBUN_PG_BIN="$PG_BIN" KENBUN_DUMP_DIR="$STATE/dumps" \
+  KENBUN_RUN_AS=$([ "$(id -u)" = 0 ] && echo postgres) \
+    cargo test -q --test live --test lifecycle --test injection --test fuzz_db --test soak -- --test-threads=1 --nocapture
 fi
 
 if [[ $layer == soak ]]; then
