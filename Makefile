@@ -1,5 +1,5 @@
 # kenbun: the two commands of the README are `make demo` and `make test`.
-.PHONY: setup install demo test test-unit test-pg test-regress test-live soak bench cluster-start cluster-stop psql
+.PHONY: setup install demo test test-unit test-pg test-regress test-live soak model bench cluster-start cluster-stop psql
 
 setup:
 	@bash scripts/setup.sh
@@ -30,6 +30,12 @@ test-live: setup
 # errors by SQLSTATE, drift and change-log replay; fails on drift, a non-retryable error or a crash
 soak: setup
 	@bash scripts/test.sh soak
+
+# 400 generated cases (KENBUN_MODEL_CASES=2000 make model for more): random segments over every rule
+# shape and random transactions, drift checked after every statement; prints the failing case's seed
+# (replay it with KENBUN_MODEL_SEED=<seed> cargo test --test model), transaction and drifting rows
+model: setup
+	@bash scripts/test.sh model
 
 # make bench                      100,000 leads (default), writes bench/results/<date>.md and .json
 # make bench ARGS="--leads 1000000 --only fill,bulk"

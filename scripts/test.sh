@@ -4,7 +4,7 @@
 # (roles, upgrade from 0.1.0), (4) live tests with several connections against the same cluster
 # (NOTIFY, concurrency, key types, pg_cron, injection corpus, in-database fuzzing, short soak), (5) the
 # benchmark in --quick mode as a smoke test (no timing assertions). `scripts/test.sh soak` is the
-# full soak (make soak).
+# full soak (make soak); `scripts/test.sh model` the long model-based run (make model).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
@@ -50,13 +50,15 @@ if [[ $layer == all || $layer == live ]]; then
   # live.rs: NOTIFY, concurrency, key types, pg_cron; injection.rs: the injection corpus through every
   # text-taking function; fuzz_db.rs: 100k generated rule documents through the type and compile;
   # soak.rs: the short soak (KENBUN_SOAK_SECS, 15 s here; `make soak` runs 60 s)
+  # model.rs: generated segments and transactions, drift checked after every statement (KENBUN_MODEL_CASES,
+  # 60 cases here, about 80 s; `make model` runs 400)
   # lifecycle.rs: pg_dump/pg_restore in every format, DROP EXTENSION, unbind, a database upgraded from
   # 0.2.0; the client programs run as the server's user and write their dumps under $STATE/dumps
   install -d "$STATE/dumps"; [ "$(id -u)" = 0 ] && chown postgres:postgres "$STATE/dumps"
   KENBUN_TEST_DSN="host=$SOCKDIR port=$PGPORT_PRIVATE user=postgres" KENBUN_SERVER_LOG="$LOGFILE" \
   KENBUN_SOAK_SECS=${KENBUN_SOAK_SECS:-15} KENBUN_PG_BIN="$PG_BIN" KENBUN_DUMP_DIR="$STATE/dumps" \
   KENBUN_RUN_AS=$([ "$(id -u)" = 0 ] && echo postgres) \
-    cargo test -q --test live --test lifecycle --test injection --test fuzz_db --test soak -- --test-threads=1 --nocapture
+    cargo test -q --test live --test lifecycle --test injection --test fuzz_db --test soak --test model -- --test-threads=1 --nocapture
 fi
 
 if [[ $layer == soak ]]; then
@@ -66,6 +68,15 @@ if [[ $layer == soak ]]; then
   KENBUN_TEST_DSN="host=$SOCKDIR port=$PGPORT_PRIVATE user=postgres" KENBUN_SERVER_LOG="$LOGFILE" \
   KENBUN_SOAK_SECS=${KENBUN_SOAK_SECS:-60} \
     cargo test -q --test soak -- --nocapture
+fi
+
+if [[ $layer == model ]]; then
+  echo "== model: ${KENBUN_MODEL_CASES:-400} generated cases (segments, transactions, drift after every statement)"
+  bash scripts/install.sh
+  bash scripts/cluster.sh start >/dev/null
+  KENBUN_TEST_DSN="host=$SOCKDIR port=$PGPORT_PRIVATE user=postgres" \
+  KENBUN_MODEL_CASES=${KENBUN_MODEL_CASES:-400} \
+    cargo test -q --test model -- --nocapture
 fi
 
 if [[ $layer == all || $layer == bench ]]; then
