@@ -682,8 +682,8 @@ impl Gen {
                 };
             }
             "read" => match self.below(6) {
-                // members and export refuse an inactive segment (55000), and another client may
-                // just have deactivated it: that documented refusal is caught, nothing else
+                // members, export and compare refuse an inactive segment (55000), and another client
+                // may just have deactivated it: that documented refusal is caught, nothing else
                 0 => format!(
                     "DO $$ BEGIN PERFORM count(*) FROM kenbun.segment_members({}, 50); \
                      EXCEPTION WHEN object_not_in_prerequisite_state THEN NULL; END $$;",
@@ -696,7 +696,8 @@ impl Gen {
                 ),
                 3 => format!("SELECT count(*) FROM kenbun.lead_segments('{}');", self.lead()),
                 4 => format!(
-                    "SELECT * FROM kenbun.segment_compare({}, {});",
+                    "DO $$ BEGIN PERFORM * FROM kenbun.segment_compare({}, {}); \
+                     EXCEPTION WHEN object_not_in_prerequisite_state THEN NULL; END $$;",
                     q(self.pick(BASE_LEAD_REFS)),
                     q(self.pick(BASE_LEAD_REFS))
                 ),
