@@ -90,9 +90,39 @@ CREATE FUNCTION pg_temp.signature() RETURNS TABLE (what text) LANGUAGE sql AS $$
   SELECT 'cast ' || c.castsource::regtype || ' -> ' || c.casttarget::regtype || ' ' || c.castcontext::text || ' ' || c.castmethod::text
     FROM pg_depend d JOIN pg_cast c ON c.oid = d.objid
    WHERE d.classid = 'pg_cast'::regclass AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'kenbun')
+  UNION ALL
+  -- installed in pg_catalog, schema kenbun a member (DROP EXTENSION takes what kenbun generated in it)
+  SELECT 'extension in ' || e.extnamespace::regnamespace || ', schemas ' || COALESCE((
+           SELECT string_agg(d.objid::regnamespace::text || ' ' || d.deptype::text, ',') FROM pg_depend d
+            WHERE d.classid = 'pg_namespace'::regclass AND d.refclassid = 'pg_extension'::regclass AND d.refobjid = e.oid), '')
+         || ', depends on schemas ' || COALESCE((
+           SELECT string_agg(d.refobjid::regnamespace::text, ',') FROM pg_depend d
+            WHERE d.classid = 'pg_extension'::regclass AND d.objid = e.oid AND d.refclassid = 'pg_namespace'::regclass), '')
+         || ', dumps ' || (SELECT string_agg(c::regclass::text, ',' ORDER BY c::regclass::text) FROM unnest(e.extconfig) c)
+    FROM pg_extension e WHERE e.extname = 'kenbun'
 $$;
 CREATE TABLE sig_updated AS SELECT * FROM pg_temp.signature();
+SELECT what FROM sig_updated WHERE what LIKE 'extension %';
+CREATE TABLE generated AS
+  SELECT 'kenbun'::regnamespace::oid AS nsp, (SELECT oid FROM pg_extension WHERE extname = 'kenbun') AS ext;
+-- without CASCADE it refuses (its DETAIL lists the generated objects; terse here, the list is long)
+\set VERBOSITY terse
+DROP EXTENSION kenbun;
+\set VERBOSITY default
+-- DROP EXTENSION kenbun CASCADE takes the generated trigger functions, membership tables and the
+-- triggers on the bound tables with it; the application's tables stay writable
 DROP EXTENSION kenbun CASCADE;
+SELECT (SELECT count(*) FROM pg_namespace n, generated g WHERE n.oid = g.nsp OR n.nspname = 'kenbun') AS schemas,
+       (SELECT count(*) FROM pg_class c, generated g WHERE c.relnamespace = g.nsp) AS relations,
+       (SELECT count(*) FROM pg_proc p, generated g WHERE p.pronamespace = g.nsp) AS functions,
+       (SELECT count(*) FROM pg_trigger t WHERE t.tgrelid IN ('leads'::regclass, 'accounts'::regclass, 'events'::regclass)) AS triggers,
+       (SELECT count(*) FROM pg_depend d, generated g
+         WHERE (d.refclassid = 'pg_extension'::regclass AND d.refobjid = g.ext)
+            OR (d.refclassid = 'pg_namespace'::regclass AND d.refobjid = g.nsp)) AS dependencies;
+INSERT INTO leads VALUES (100, 1, 'US', 99, '{}');
+UPDATE leads SET score = score + 1;
+UPDATE accounts SET industry = 'x';
+DELETE FROM events;
 CREATE EXTENSION kenbun;
 CREATE TABLE sig_fresh AS SELECT * FROM pg_temp.signature();
 SELECT count(*) > 80 AS compared_objects FROM sig_fresh;
