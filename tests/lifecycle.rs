@@ -598,3 +598,68 @@ fn upgraded_from_0_2_0_dumps_restores_and_drops() {
     keeps_working(&mut src, "upgraded");
     drop_cascade_and_recreate(&mut src, "upgraded");
 }
+
+/// The restore path keeps a row's compiled_sql, which later runs as the extension's owner: only a
+/// superuser's session gets it. An admin who sets check_function_bodies = off and writes compiled_sql
+/// still has the rule compiled by kenbun and membership filled.
+#[test]
+fn only_a_superuser_session_restores_a_segment_row_as_is() {
+    if dsn().is_none() {
+        eprintln!("KENBUN_TEST_DSN not set: skipped");
+        return;
+    }
+    recreate_database("kenbun_life_restore_path");
+    let mut c = connect("kenbun_life_restore_path");
+    c.batch_execute(
+        r#"SET client_min_messages = warning;
+           CREATE EXTENSION kenbun;
+           CREATE TABLE leads(id bigint PRIMARY KEY, account_id bigint, score int);
+           INSERT INTO leads SELECT g, 1, g FROM generate_series(1, 100) g;
+           SELECT kenbun.bind_leads('leads', account_key => 'account_id');
+           DROP ROLE IF EXISTS kenbun_life_admin;
+           CREATE ROLE kenbun_life_admin LOGIN IN ROLE kenbun_admin;
+           GRANT SELECT, TRIGGER ON leads TO kenbun_life_admin;"#,
+    )
+    .unwrap();
+    let mut admin = db::try_connect("kenbun_life_restore_path", "user=kenbun_life_admin").unwrap();
+    admin
+        .batch_execute(
+            r#"SET check_function_bodies = off;
+               INSERT INTO kenbun.segments (name, kind, rule, compiled_sql)
+               VALUES ('by_admin', 'lead', '{"field":"score","op":"gte","value":90}', 'true');"#,
+        )
+        .unwrap();
+    drop(admin);
+    // the superuser's session with check_function_bodies off: taken as a restore, kept, not filled
+    c.batch_execute(
+        r#"SET check_function_bodies = off;
+           INSERT INTO kenbun.segments (name, kind, rule, compiled_sql)
+           VALUES ('as_restored', 'lead', '{"field":"score","op":"gte","value":90}', '(l."score" >= ''90''::bigint)');
+           RESET check_function_bodies;"#,
+    )
+    .unwrap();
+    let rows: Vec<(String, String, i64)> = c
+        .query(
+            "SELECT s.name, s.compiled_sql, (SELECT count(*) FROM kenbun.lead_members m WHERE m.segment_id = s.id)
+               FROM kenbun.segments s ORDER BY s.id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(rows[0].0, "by_admin");
+    assert_ne!(rows[0].1, "true", "an admin's compiled_sql was kept");
+    assert_eq!(rows[0].2, 11, "an admin's segment was not filled");
+    assert_eq!(
+        (rows[1].0.as_str(), rows[1].2),
+        ("as_restored", 0),
+        "a restored row was filled"
+    );
+    c.batch_execute("DROP EXTENSION kenbun CASCADE").unwrap();
+    drop(c);
+    recreate_database("kenbun_life_restore_path");
+    connect("postgres")
+        .batch_execute("DROP ROLE kenbun_life_admin")
+        .unwrap();
+}
