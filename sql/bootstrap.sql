@@ -229,6 +229,8 @@ BEGIN
         RAISE EXCEPTION 'path "%" goes into column "%", which is %, not jsonb', path, parts[1], coltype
             USING ERRCODE = '42804';
     END IF;
+    PERFORM kenbun._require_select(pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_array(kind, parts[1])),
+                                   pg_catalog.format('field "%s"', field));
     INSERT INTO kenbun.fields AS f (kind, name, path, type) VALUES (kind, field, path, type)
     ON CONFLICT ON CONSTRAINT fields_pkey DO UPDATE SET path = EXCLUDED.path, type = EXCLUDED.type;
     PERFORM kenbun._catalog_changed();
@@ -285,6 +287,8 @@ BEGIN
         names := names || (t ->> 'name');
         i := i + 1;
     END LOOP;
+    -- the field must be numeric where it is used (a rule reads the field of its own kind), and readable
+    PERFORM kenbun._require_select(kenbun._level_field_reads(field), pg_catalog.format('level "%s"', name));
     INSERT INTO kenbun.levels AS l (name, field, tiers) VALUES (name, field, tiers)
     ON CONFLICT ON CONSTRAINT levels_pkey DO UPDATE SET field = EXCLUDED.field, tiers = EXCLUDED.tiers;
     PERFORM kenbun._catalog_changed();

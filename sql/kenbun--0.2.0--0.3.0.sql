@@ -1,5 +1,288 @@
--- kenbun 0.2.0 -> 0.3.0. Each part below is headed by what it fixes.
+-- kenbun 0.2.0 -> 0.3.0. Each part below is headed by what it fixes; the segments are recompiled last.
 \echo Use "ALTER EXTENSION kenbun UPDATE TO '0.3.0'" to load this file. \quit
+
+-- == Inactive segments: every function that reads a saved segment's membership refuses an inactive
+-- segment with 55000 (segment_compare, segment_compare_members and segment_engagement evaluated its
+-- rule instead).
+CREATE FUNCTION kenbun._require_active(seg kenbun.segments)
+RETURNS void LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT seg.active THEN
+        RAISE EXCEPTION 'segment "%" is inactive and has no members', seg.name
+            USING ERRCODE = '55000', HINT = 'activate it, or preview its rule with kenbun.segment_preview';
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION kenbun._member_set(seg kenbun.segments)
+RETURNS text LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM kenbun._require_active(seg);
+    RETURN format('SELECT m.%I AS mid FROM %s AS m WHERE m.segment_id = %s',
+                  (kenbun._members_of(seg.kind)).col, (kenbun._members_of(seg.kind)).tbl, seg.id);
+END $$;
+
+CREATE OR REPLACE FUNCTION kenbun.segment_members(name text, lim int DEFAULT 100, after text DEFAULT NULL)
+RETURNS TABLE (member_id text, entered_at timestamptz, member jsonb) LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    seg kenbun.segments := kenbun._segment(name);
+    b record := kenbun._bound(seg.kind);
+BEGIN
+    IF lim IS NULL OR lim < 0 THEN
+        RAISE EXCEPTION 'lim must not be negative (got %)', lim USING ERRCODE = '22023';
+    END IF;
+    PERFORM kenbun._require_active(seg);
+    RETURN QUERY EXECUTE format($q$
+        SELECT m.%1$I::text, m.entered_at, pg_catalog.to_jsonb(t)
+          FROM %2$s AS m JOIN %3$s AS t ON t.%4$I = m.%1$I
+         WHERE m.segment_id = $1 AND ($2::text IS NULL OR m.%1$I > $2::%5$s)
+         ORDER BY m.%1$I
+         LIMIT $3
+    $q$, (kenbun._members_of(seg.kind)).col, (kenbun._members_of(seg.kind)).tbl,
+         b.tbl, b.key, b.keytype)
+    USING seg.id, after, lim;
+END $$;
+
+COMMENT ON FUNCTION kenbun.segment_members(text, int, text) IS 'Members of a segment with their rows, ordered by key; pass the last member_id as after for the next page.';
+
+CREATE OR REPLACE FUNCTION kenbun.segment_engagement(name text, since timestamptz DEFAULT pg_catalog.now() - interval '30 days')
+RETURNS TABLE (event_type text, members_with_event bigint, events bigint, events_per_member float8) LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    seg kenbun.segments := kenbun._segment(name);
+    ev kenbun.bindings;
+    ld kenbun.bindings;
+    total bigint;
+BEGIN
+    PERFORM kenbun._require_active(seg);
+    SELECT * INTO ev FROM kenbun.bindings WHERE kind = 'event';
+    SELECT * INTO ld FROM kenbun.bindings WHERE kind = 'lead';
+    IF ev.relid IS NULL THEN
+        RAISE EXCEPTION 'no table is bound for kind "event"' USING ERRCODE = '55000';
+    END IF;
+    EXECUTE format('SELECT pg_catalog.count(*) FROM (%s) s', kenbun._member_set(seg)) INTO total;
+    IF seg.kind = 'lead' THEN
+        RETURN QUERY EXECUTE format($q$
+            SELECT e.%1$I::text, pg_catalog.count(DISTINCT m.mid), pg_catalog.count(*),
+                   pg_catalog.count(*)::float8 / NULLIF($2, 0)
+              FROM (%3$s) AS m JOIN %4$s AS e ON e.%5$I = m.mid
+             WHERE e.%2$I >= $1
+             GROUP BY 1 ORDER BY 3 DESC, 1
+        $q$, ev.type_column, ev.time_column, kenbun._member_set(seg), ev.relid, ev.lead_column)
+        USING since, total;
+    ELSE
+        RETURN QUERY EXECUTE format($q$
+            SELECT e.%1$I::text, pg_catalog.count(DISTINCT m.mid), pg_catalog.count(*),
+                   pg_catalog.count(*)::float8 / NULLIF($2, 0)
+              FROM (%3$s) AS m JOIN %6$s AS l ON l.%7$I = m.mid JOIN %4$s AS e ON e.%5$I = l.%8$I
+             WHERE e.%2$I >= $1
+             GROUP BY 1 ORDER BY 3 DESC, 1
+        $q$, ev.type_column, ev.time_column, kenbun._member_set(seg), ev.relid, ev.lead_column,
+             ld.relid, ld.account_column, ld.key_column)
+        USING since, total;
+    END IF;
+END $$;
+
+COMMENT ON FUNCTION kenbun.segment_engagement(text, timestamptz) IS 'Events of the members since a time, per event type; events_per_member divides by the segment size.';
+
+-- == Repair and refresh cascade to the segments that use a segment, in dependency order.
+CREATE FUNCTION kenbun._recompute_cascade(seg_id bigint, reason text, OUT entered bigint, OUT exited bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s record;
+    r record;
+BEGIN
+    entered := 0;
+    exited := 0;
+    FOR s IN
+        WITH RECURSIVE dep(id, name, depth) AS (
+            SELECT x.id, x.name, 0 FROM kenbun.segments x WHERE x.id = seg_id
+            UNION ALL
+            SELECT x.id, x.name, d.depth + 1
+              FROM dep d JOIN kenbun.segments x ON d.name = ANY (x.depends_on) AND x.id <> d.id
+             WHERE d.depth < 64)
+        SELECT d.id FROM dep d JOIN kenbun.segments x ON x.id = d.id
+         WHERE x.active
+         GROUP BY d.id ORDER BY pg_catalog.max(d.depth), d.id
+    LOOP
+        SELECT * INTO r FROM kenbun._recompute(s.id, reason);
+        entered := entered + r.entered;
+        exited := exited + r.exited;
+    END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION kenbun.segment_refresh(name text, OUT entered bigint, OUT exited bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    seg kenbun.segments := kenbun._segment(name);
+BEGIN
+    IF NOT seg.active THEN
+        entered := 0; exited := 0;
+        RETURN;
+    END IF;
+    PERFORM kenbun._lock_bound('share');
+    SELECT r.entered, r.exited INTO entered, exited FROM kenbun._recompute_cascade(seg.id, 'refresh') r;
+    UPDATE kenbun.segments s SET last_refreshed_at = pg_catalog.now() WHERE s.id = seg.id;
+END $$;
+
+COMMENT ON FUNCTION kenbun.segment_refresh(text) IS 'Recomputes a segment as a diff (for time windows), then the segments that use it; returns how many entered and exited in all of them.';
+
+CREATE OR REPLACE FUNCTION kenbun.segment_repair(name text, OUT entered bigint, OUT exited bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    seg kenbun.segments := kenbun._segment(name);
+    cleared bigint;
+BEGIN
+    PERFORM kenbun._lock_bound('share');
+    cleared := 0;
+    IF NOT seg.active THEN
+        -- an inactive segment has no members; the segments using it still apply its rule
+        cleared := kenbun._clear(seg.id, seg.name, seg.kind, 'repair');
+    END IF;
+    SELECT r.entered, r.exited + cleared INTO entered, exited FROM kenbun._recompute_cascade(seg.id, 'repair') r;
+END $$;
+
+COMMENT ON FUNCTION kenbun.segment_repair(text) IS 'Fixes drift of a segment and of the segments that use it, logging the changes with reason repair; returns how many entered and exited in all of them.';
+
+REVOKE ALL ON FUNCTION kenbun._recompute_cascade(bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kenbun._recompute_cascade(bigint, text) TO kenbun_admin;
+
+-- == A definition reads only what its author may read (column privileges), and define_levels checks
+-- its field (unknown 42703, not numeric 42804).
+CREATE FUNCTION kenbun._level_field_reads(field text) RETURNS jsonb
+STRICT STABLE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', '_level_field_reads_wrapper';
+CREATE FUNCTION kenbun._require_select(reads jsonb, what text)
+RETURNS void LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    col name;
+    tbl regclass;
+BEGIN
+    SELECT a.attname, b.relid INTO col, tbl
+      FROM pg_catalog.jsonb_array_elements(reads) r
+      JOIN kenbun.bindings b ON b.kind = r ->> 0
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = b.relid AND a.attname = r ->> 1 AND a.attnum > 0 AND NOT a.attisdropped
+     WHERE NOT pg_catalog.has_column_privilege(b.relid, a.attnum, 'SELECT')
+     ORDER BY b.kind, a.attnum
+     LIMIT 1;
+    IF col IS NOT NULL THEN
+        RAISE EXCEPTION 'permission denied for column "%" of table %', col, tbl
+            USING ERRCODE = '42501',
+                  DETAIL = pg_catalog.format('%s reads column "%s", which role %s may not SELECT.', what, col, current_user),
+                  HINT = pg_catalog.format('a definition may read only what its author may read: GRANT SELECT (%I) ON %s TO %I',
+                                           col, tbl, current_user);
+    END IF;
+END $$;
+
+CREATE FUNCTION kenbun._segments_check_privileges()
+RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_OP = 'INSERT' OR NEW.reads IS DISTINCT FROM OLD.reads OR NEW.rule::text IS DISTINCT FROM OLD.rule::text
+       OR (NEW.active AND NOT OLD.active) THEN
+        PERFORM kenbun._require_select(NEW.reads, pg_catalog.format('segment "%s"', NEW.name));
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER segments_check_privileges BEFORE INSERT OR UPDATE ON kenbun.segments
+    FOR EACH ROW EXECUTE FUNCTION kenbun._segments_check_privileges();
+CREATE OR REPLACE FUNCTION kenbun.map_field(kind text, field text, path text, type regtype)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tbl regclass := kenbun._require_kind(kind);
+    parts text[];
+    coltype regtype;
+BEGIN
+    IF field IS NULL OR field = '' THEN
+        RAISE EXCEPTION 'field name must not be empty' USING ERRCODE = '22023';
+    END IF;
+    IF type IS NULL THEN
+        RAISE EXCEPTION 'type must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF (SELECT y.typnamespace FROM pg_catalog.pg_type y WHERE y.oid = type) <> 'pg_catalog'::regnamespace THEN
+        RAISE EXCEPTION 'type % is not a built-in type', type
+            USING ERRCODE = '42804',
+                  HINT = 'map fields to built-in types (text, numeric, bigint, boolean, date, timestamptz, jsonb, ...): '
+                         'kenbun evaluates fields inside triggers that run as the extension''s owner, where a '
+                         'user-defined type''s code would run with the owner''s rights';
+    END IF;
+    IF path IS NULL OR path = '' THEN
+        RAISE EXCEPTION 'path must not be empty' USING ERRCODE = '22023',
+            HINT = 'a path is a column name, or a column and keys into it: attributes.plan';
+    END IF;
+    parts := pg_catalog.string_to_array(path, '.');
+    IF '' = ANY (parts) THEN
+        RAISE EXCEPTION 'path "%" has an empty element', path USING ERRCODE = '22023';
+    END IF;
+    coltype := kenbun._require_column(tbl, parts[1]::name, 'the first element of path "' || path || '"');
+    IF pg_catalog.array_length(parts, 1) > 1 AND coltype <> 'jsonb'::regtype THEN
+        RAISE EXCEPTION 'path "%" goes into column "%", which is %, not jsonb', path, parts[1], coltype
+            USING ERRCODE = '42804';
+    END IF;
+    PERFORM kenbun._require_select(pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_array(kind, parts[1])),
+                                   pg_catalog.format('field "%s"', field));
+    INSERT INTO kenbun.fields AS f (kind, name, path, type) VALUES (kind, field, path, type)
+    ON CONFLICT ON CONSTRAINT fields_pkey DO UPDATE SET path = EXCLUDED.path, type = EXCLUDED.type;
+    PERFORM kenbun._catalog_changed();
+END $$;
+
+COMMENT ON FUNCTION kenbun.map_field(text, text, text, regtype) IS 'Adds (or replaces) a named, typed field over a column or JSON path.';
+
+CREATE OR REPLACE FUNCTION kenbun.define_levels(name text, field text, tiers jsonb)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t jsonb;
+    i int := 0;
+    prev numeric;
+    names text[] := '{}';
+BEGIN
+    IF name IS NULL OR name = '' THEN
+        RAISE EXCEPTION 'level name must not be empty' USING ERRCODE = '22023';
+    END IF;
+    IF field IS NULL OR field = '' THEN
+        RAISE EXCEPTION 'level field must not be empty' USING ERRCODE = '22023';
+    END IF;
+    IF tiers IS NULL OR pg_catalog.jsonb_typeof(tiers) <> 'array' OR pg_catalog.jsonb_array_length(tiers) = 0 THEN
+        RAISE EXCEPTION 'tiers must be a non-empty JSON array'
+            USING ERRCODE = '22023', HINT = '[{"name":"Cold","min":0},{"name":"Warm","min":25},{"name":"Hot","min":50}]';
+    END IF;
+    FOR t IN SELECT x FROM pg_catalog.jsonb_array_elements(tiers) AS x LOOP
+        IF pg_catalog.jsonb_typeof(t) <> 'object'
+           OR pg_catalog.jsonb_typeof(t -> 'name') IS DISTINCT FROM 'string'
+           OR pg_catalog.jsonb_typeof(t -> 'min') IS DISTINCT FROM 'number'
+           OR (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_object_keys(t)) <> 2 THEN
+            RAISE EXCEPTION 'tiers[%] must be an object {"name": <string>, "min": <number>}', i
+                USING ERRCODE = '22023';
+        END IF;
+        IF t ->> 'name' = '' OR t ->> 'name' = ANY (names) THEN
+            RAISE EXCEPTION 'tiers[%]: tier name "%" is empty or repeated', i, t ->> 'name' USING ERRCODE = '22023';
+        END IF;
+        IF prev IS NOT NULL AND (t ->> 'min')::numeric <= prev THEN
+            RAISE EXCEPTION 'tiers[%]: min % is not greater than the previous tier''s min %', i, t ->> 'min', prev
+                USING ERRCODE = '22023', HINT = 'list tiers from lowest to highest';
+        END IF;
+        prev := (t ->> 'min')::numeric;
+        names := names || (t ->> 'name');
+        i := i + 1;
+    END LOOP;
+    -- the field must be numeric where it is used (a rule reads the field of its own kind), and readable
+    PERFORM kenbun._require_select(kenbun._level_field_reads(field), pg_catalog.format('level "%s"', name));
+    INSERT INTO kenbun.levels AS l (name, field, tiers) VALUES (name, field, tiers)
+    ON CONFLICT ON CONSTRAINT levels_pkey DO UPDATE SET field = EXCLUDED.field, tiers = EXCLUDED.tiers;
+    PERFORM kenbun._catalog_changed();
+END $$;
+
+COMMENT ON FUNCTION kenbun.define_levels(text, text, jsonb) IS 'Defines (or replaces) ordered tiers over a numeric field.';
 
 -- == Backup and restore (pg_dump/pg_restore keep every segment) and DROP EXTENSION (removes what
 -- kenbun generated). Schema kenbun becomes a member of the extension, so DROP EXTENSION kenbun
@@ -150,7 +433,9 @@ ALTER FUNCTION kenbun._segments_before() SECURITY DEFINER;
 ALTER FUNCTION kenbun._segments_after() SECURITY DEFINER;
 ALTER FUNCTION kenbun.unbind(text) SECURITY DEFINER;
 
--- == Sibling maintenance: segments record what they read of the other leads of a lead's account
+-- (more parts above this line)
+
+-- == Last: sibling maintenance. Segments record what they read of the other leads of a lead's account
 -- ("reads" entries [kind, column, "sibling"]); recompiling every segment fills them in, and the
 -- statement trigger on kenbun.segments regenerates the maintenance triggers from them.
 UPDATE kenbun.segments SET rule = rule;

@@ -461,6 +461,34 @@ BEGIN
     RETURN seg;
 END $$;
 
+-- Recomputes an active segment, then every active segment that uses it (directly or through others),
+-- in dependency order; returns the entries and exits of all of them.
+CREATE FUNCTION kenbun._recompute_cascade(seg_id bigint, reason text, OUT entered bigint, OUT exited bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s record;
+    r record;
+BEGIN
+    entered := 0;
+    exited := 0;
+    FOR s IN
+        WITH RECURSIVE dep(id, name, depth) AS (
+            SELECT x.id, x.name, 0 FROM kenbun.segments x WHERE x.id = seg_id
+            UNION ALL
+            SELECT x.id, x.name, d.depth + 1
+              FROM dep d JOIN kenbun.segments x ON d.name = ANY (x.depends_on) AND x.id <> d.id
+             WHERE d.depth < 64)
+        SELECT d.id FROM dep d JOIN kenbun.segments x ON x.id = d.id
+         WHERE x.active
+         GROUP BY d.id ORDER BY pg_catalog.max(d.depth), d.id
+    LOOP
+        SELECT * INTO r FROM kenbun._recompute(s.id, reason);
+        entered := entered + r.entered;
+        exited := exited + r.exited;
+    END LOOP;
+END $$;
+
 CREATE FUNCTION kenbun.segment_copy(name text, new_name text)
 RETURNS bigint LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
@@ -486,10 +514,10 @@ BEGIN
         RETURN;
     END IF;
     PERFORM kenbun._lock_bound('share');
-    SELECT r.entered, r.exited INTO entered, exited FROM kenbun._recompute(seg.id, 'refresh') r;
+    SELECT r.entered, r.exited INTO entered, exited FROM kenbun._recompute_cascade(seg.id, 'refresh') r;
     UPDATE kenbun.segments s SET last_refreshed_at = pg_catalog.now() WHERE s.id = seg.id;
 END $$;
-COMMENT ON FUNCTION kenbun.segment_refresh(text) IS 'Recomputes a segment as a diff (for time windows); returns how many entered and exited.';
+COMMENT ON FUNCTION kenbun.segment_refresh(text) IS 'Recomputes a segment as a diff (for time windows), then the segments that use it; returns how many entered and exited in all of them.';
 
 CREATE FUNCTION kenbun.refresh_due()
 RETURNS int LANGUAGE plpgsql
@@ -536,16 +564,17 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     seg kenbun.segments := kenbun._segment(name);
+    cleared bigint;
 BEGIN
-    IF NOT seg.active THEN
-        entered := 0;
-        exited := kenbun._clear(seg.id, seg.name, seg.kind, 'repair');
-        RETURN;
-    END IF;
     PERFORM kenbun._lock_bound('share');
-    SELECT r.entered, r.exited INTO entered, exited FROM kenbun._recompute(seg.id, 'repair') r;
+    cleared := 0;
+    IF NOT seg.active THEN
+        -- an inactive segment has no members; the segments using it still apply its rule
+        cleared := kenbun._clear(seg.id, seg.name, seg.kind, 'repair');
+    END IF;
+    SELECT r.entered, r.exited + cleared INTO entered, exited FROM kenbun._recompute_cascade(seg.id, 'repair') r;
 END $$;
-COMMENT ON FUNCTION kenbun.segment_repair(text) IS 'Fixes drift of a segment, logging the changes with reason repair.';
+COMMENT ON FUNCTION kenbun.segment_repair(text) IS 'Fixes drift of a segment and of the segments that use it, logging the changes with reason repair; returns how many entered and exited in all of them.';
 
 CREATE FUNCTION kenbun.unbind(kind text)
 RETURNS void LANGUAGE plpgsql
@@ -580,3 +609,46 @@ BEGIN
     DELETE FROM kenbun.bindings b WHERE b.kind = unbind.kind;
 END $$;
 COMMENT ON FUNCTION kenbun.unbind(text) IS 'Removes a binding, kenbun''s triggers from the table, and what kenbun generated for the kind.';
+
+-- Refuses (42501) when the current role may not SELECT one of the columns in `reads` ([[kind,
+-- column], …]): a segment, mapped field or level may read only what its author may read. Table and
+-- column privileges both count (has_column_privilege). Definitions recompiled by kenbun itself (after
+-- map_field, define_levels, a binding, or a referenced segment's change) run as the extension's owner
+-- and pass; what the author changed was checked when they changed it.
+CREATE FUNCTION kenbun._require_select(reads jsonb, what text)
+RETURNS void LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    col name;
+    tbl regclass;
+BEGIN
+    SELECT a.attname, b.relid INTO col, tbl
+      FROM pg_catalog.jsonb_array_elements(reads) r
+      JOIN kenbun.bindings b ON b.kind = r ->> 0
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = b.relid AND a.attname = r ->> 1 AND a.attnum > 0 AND NOT a.attisdropped
+     WHERE NOT pg_catalog.has_column_privilege(b.relid, a.attnum, 'SELECT')
+     ORDER BY b.kind, a.attnum
+     LIMIT 1;
+    IF col IS NOT NULL THEN
+        RAISE EXCEPTION 'permission denied for column "%" of table %', col, tbl
+            USING ERRCODE = '42501',
+                  DETAIL = pg_catalog.format('%s reads column "%s", which role %s may not SELECT.', what, col, current_user),
+                  HINT = pg_catalog.format('a definition may read only what its author may read: GRANT SELECT (%I) ON %s TO %I',
+                                           col, tbl, current_user);
+    END IF;
+END $$;
+
+-- BEFORE INSERT OR UPDATE, after segments_before has compiled the rule (triggers fire in name order),
+-- as the role that wrote the row: it may SELECT every column the rule reads.
+CREATE FUNCTION kenbun._segments_check_privileges()
+RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_OP = 'INSERT' OR NEW.reads IS DISTINCT FROM OLD.reads OR NEW.rule::text IS DISTINCT FROM OLD.rule::text
+       OR (NEW.active AND NOT OLD.active) THEN
+        PERFORM kenbun._require_select(NEW.reads, pg_catalog.format('segment "%s"', NEW.name));
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER segments_check_privileges BEFORE INSERT OR UPDATE ON kenbun.segments
+    FOR EACH ROW EXECUTE FUNCTION kenbun._segments_check_privileges();
