@@ -181,18 +181,23 @@ fn _level_field_reads(field: &str) -> JsonB {
     JsonB(json!(reads.iter().map(|(k, c)| json!([k.name(), c])).collect::<Vec<_>>()))
 }
 
-/// Names of kenbun's triggers currently on a table.
-fn kenbun_triggers(table: &str) -> Vec<String> {
+/// kenbun's triggers, as (trigger, table), on every table that has them: the bound tables, and a table
+/// that was bound before a kind was re-bound to another one (its triggers must go too, or they would go
+/// on maintaining the new table's membership from the old table's writes).
+fn kenbun_triggers() -> Vec<(String, String)> {
     Spi::connect(|c| {
         let rows = c.select(
-            "SELECT t.tgname::text FROM pg_catalog.pg_trigger t WHERE t.tgrelid = $1::regclass AND (t.tgname LIKE 'kenbun\\_capture\\_%' OR t.tgname LIKE 'kenbun\\_maintain\\_%')",
+            "SELECT t.tgname::text, t.tgrelid::regclass::text FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+              WHERE p.pronamespace = 'kenbun'::regnamespace AND NOT t.tgisinternal
+                AND (t.tgname LIKE 'kenbun\\_capture\\_%' OR t.tgname LIKE 'kenbun\\_maintain\\_%')
+              ORDER BY t.tgrelid, t.tgname",
             None,
-            &[table.into()],
+            &[],
         )?;
         let mut out = vec![];
         for r in rows {
-            if let Some(n) = r.get::<String>(1)? {
-                out.push(n);
+            if let (Some(n), Some(t)) = (r.get::<String>(1)?, r.get::<String>(2)?) {
+                out.push((n, t));
             }
         }
         Ok::<_, pgrx::spi::SpiError>(out)
@@ -239,10 +244,8 @@ fn _rebuild_maintenance() {
     .unwrap_or_else(|e| raise(KenbunError::new(SqlState::ObjectNotInPrerequisiteState, format!("reading segments: {e}"))));
     let mut ddl = vec![];
     // drop what is there, then create what the segments need
-    for b in &cat.bindings {
-        for t in kenbun_triggers(&b.qualified()) {
-            ddl.push(format!("DROP TRIGGER {} ON {}", ident(&t), b.qualified()));
-        }
+    for (t, table) in kenbun_triggers() {
+        ddl.push(format!("DROP TRIGGER {} ON {table}", ident(&t)));
     }
     // Inside an extension script (an upgrade that recompiles segments) PostgreSQL refuses to replace
     // a function that is not a member, and would make a new one a member, which pg_dump then leaves

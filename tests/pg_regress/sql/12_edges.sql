@@ -81,6 +81,12 @@ SET ROLE kb_edges_admin;
 SELECT try($$INSERT INTO kenbun.segments (name, kind, rule) VALUES ('rich', 'lead', '{"field":"salary","op":"gt","value":100000}')$$);
 RESET ROLE;
 SELECT s.name, m.lead_id FROM kenbun.segments s JOIN kenbun.lead_members m ON m.segment_id = s.id ORDER BY 1, 2;
+-- leads were re-bound from "leads" to "people": the old table keeps no trigger of kenbun's, and its
+-- writes no longer touch membership
+SELECT count(*) AS triggers_left_on_old_table FROM pg_trigger WHERE tgrelid = 'leads'::regclass AND NOT tgisinternal;
+INSERT INTO leads VALUES (1, 1, 10);
+DELETE FROM leads;
+SELECT * FROM drift();
 
 -- 3. levels are checked when they are defined
 SELECT try($$SELECT kenbun.define_levels('bad', 'country', '[{"name":"A","min":0}]')$$);
