@@ -178,7 +178,10 @@ fn _segment_compile(rule: segment_rule, kind: &str, name: &str, id: Option<i64>)
 #[search_path(pg_catalog, pg_temp)]
 fn _level_field_reads(field: &str) -> JsonB {
     let reads = compile::level_field_reads(field, &load_catalog()).unwrap_or_else(|e| raise(e));
-    JsonB(json!(reads.iter().map(|(k, c)| json!([k.name(), c])).collect::<Vec<_>>()))
+    JsonB(json!(reads
+        .iter()
+        .map(|(k, c)| json!([k.name(), c]))
+        .collect::<Vec<_>>()))
 }
 
 /// kenbun's triggers, as (trigger, table), on every table that has them: the bound tables, and a table

@@ -70,15 +70,7 @@ fn compile_with_stack(rule: &Rule, kind: Kind, cat: &Catalog, stack: Vec<String>
         );
     }
     binding(cat, kind)?;
-    let mut cx = Cx {
-        cat,
-        n: 0,
-        out: Compiled::default(),
-        stack,
-        expanded: 0,
-        root: kind,
-        in_account: 0,
-    };
+    let mut cx = Cx::new(cat, kind, stack);
     let sql = cx.expr(rule, kind, root_alias(kind))?;
     let mut out = cx.out;
     out.sql = sql;
@@ -87,15 +79,7 @@ fn compile_with_stack(rule: &Rule, kind: Kind, cat: &Catalog, stack: Vec<String>
 
 /// A field as a text expression over `root_alias(kind)` (to list the values it takes).
 pub fn field_text_expr(kind: Kind, field: &str, cat: &Catalog) -> Result<String> {
-    let mut cx = Cx {
-        cat,
-        n: 0,
-        out: Compiled::default(),
-        stack: vec![],
-        expanded: 0,
-        root: kind,
-        in_account: 0,
-    };
+    let mut cx = Cx::new(cat, kind, vec![]);
     Ok(match cx.resolve(kind, field, root_alias(kind), "$")? {
         Resolved::Typed { sql, .. } => format!("({sql})::text"),
         Resolved::JsonPath { text, .. } => text,
@@ -116,15 +100,7 @@ pub fn level_field_reads(field: &str, cat: &Catalog) -> Result<BTreeSet<(Kind, S
             continue;
         }
         any_bound = true;
-        let mut cx = Cx {
-            cat,
-            n: 0,
-            out: Compiled::default(),
-            stack: vec![],
-            expanded: 0,
-            root: kind,
-            in_account: 0,
-        };
+        let mut cx = Cx::new(cat, kind, vec![]);
         match cx.resolve(kind, field, root_alias(kind), "$") {
             Ok(Resolved::Typed {
                 class: Class::Int | Class::Num,
@@ -237,6 +213,20 @@ struct Cx<'a> {
     /// The kind the rule is compiled for, and how many `account` conditions enclose the current one.
     root: Kind,
     in_account: usize,
+}
+
+impl<'a> Cx<'a> {
+    fn new(cat: &'a Catalog, root: Kind, stack: Vec<String>) -> Self {
+        Cx {
+            cat,
+            n: 0,
+            out: Compiled::default(),
+            stack,
+            expanded: 0,
+            root,
+            in_account: 0,
+        }
+    }
 }
 
 /// Most conditions a rule may have once the segments it references are inlined: each rule is
@@ -890,7 +880,11 @@ impl<'a> Cx<'a> {
         // inside a lead rule's {"account": …}, these leads are the lead's siblings: record what is
         // read of them separately (maintenance re-evaluates the siblings when it changes)
         let sibling = self.root == Kind::Lead && self.in_account > 0;
-        let outer = if sibling { Some(std::mem::take(&mut self.out.reads)) } else { None };
+        let outer = if sibling {
+            Some(std::mem::take(&mut self.out.reads))
+        } else {
+            None
+        };
         self.out.reads.insert((Kind::Account, key.clone()));
         self.out.reads.insert((Kind::Lead, acc_key.clone()));
         let x = self.alias(Kind::Lead);

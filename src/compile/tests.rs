@@ -394,13 +394,28 @@ mod maintenance {
         // an own-column segment does not pay for it
         let own = plan(8, Kind::Lead, r#"{"field":"score","op":"gt","value":50}"#);
         let specs = maintenance(&cat(), &[own]);
-        let s = specs.iter().find(|s| s.table == Kind::Lead && s.op == TrigOp::Update).unwrap();
+        let s = specs
+            .iter()
+            .find(|s| s.table == Kind::Lead && s.op == TrigOp::Update)
+            .unwrap();
         assert!(!s.body.contains("l.\"account_id\" IN"), "{}", s.body);
         // events of siblings: the leads of the accounts of the events' leads
-        let ev = plan(9, Kind::Lead, r#"{"account":{"leads":{"where":{"event":{"type":"demo"}}}}}"#);
+        let ev = plan(
+            9,
+            Kind::Lead,
+            r#"{"account":{"leads":{"where":{"event":{"type":"demo"}}}}}"#,
+        );
         let specs = maintenance(&cat(), &[ev]);
-        let s = specs.iter().find(|s| s.table == Kind::Event && s.op == TrigOp::Insert).unwrap();
-        assert!(s.body.contains(r#"WHERE l."account_id" IN (SELECT o."account_id" FROM "public"."leads" AS o"#), "{}", s.body);
+        let s = specs
+            .iter()
+            .find(|s| s.table == Kind::Event && s.op == TrigOp::Insert)
+            .unwrap();
+        assert!(
+            s.body
+                .contains(r#"WHERE l."account_id" IN (SELECT o."account_id" FROM "public"."leads" AS o"#),
+            "{}",
+            s.body
+        );
     }
 
     #[test]
@@ -675,15 +690,29 @@ fn sibling_reads_are_what_a_lead_rule_reads_of_its_accounts_other_leads() {
             .map(|(k, col)| format!("{}.{col}", k.name()))
             .collect::<Vec<_>>()
     };
-    let team = r#"{"account":{"leads":{"where":{"field":"score","op":"gt","value":50},"count":{"op":"gte","value":2}}}}"#;
-    assert_eq!(sib(team, Kind::Lead), vec!["lead.account_id", "lead.score", "account.id"]);
+    let team =
+        r#"{"account":{"leads":{"where":{"field":"score","op":"gt","value":50},"count":{"op":"gte","value":2}}}}"#;
+    assert_eq!(
+        sib(team, Kind::Lead),
+        vec!["lead.account_id", "lead.score", "account.id"]
+    );
     // own columns and account properties are not sibling reads
     assert!(sib(r#"{"all":[{"field":"country","op":"eq","value":"US"},{"account":{"field":"industry","op":"eq","value":"x"}}]}"#, Kind::Lead).is_empty());
     // an account rule's lead counts are handled by the account's own maintenance
-    assert!(sib(r#"{"leads":{"where":{"field":"vip","op":"eq","value":true}}}"#, Kind::Account).is_empty());
+    assert!(sib(
+        r#"{"leads":{"where":{"field":"vip","op":"eq","value":true}}}"#,
+        Kind::Account
+    )
+    .is_empty());
     // events of siblings
-    let ev = sib(r#"{"account":{"leads":{"where":{"event":{"type":"demo"}}}}}"#, Kind::Lead);
-    assert!(ev.contains(&"event.lead_id".to_string()) && ev.contains(&"event.type".to_string()), "{ev:?}");
+    let ev = sib(
+        r#"{"account":{"leads":{"where":{"event":{"type":"demo"}}}}}"#,
+        Kind::Lead,
+    );
+    assert!(
+        ev.contains(&"event.lead_id".to_string()) && ev.contains(&"event.type".to_string()),
+        "{ev:?}"
+    );
     // through an account segment used inside {"account": …}, and through a referenced lead segment
     let mut c2 = cat();
     c2.segments.push(SegmentDef {
@@ -698,7 +727,11 @@ fn sibling_reads_are_what_a_lead_rule_reads_of_its_accounts_other_leads() {
         kind: "lead".into(),
         rule: serde_json::from_str(team).unwrap(),
     });
-    let s = |rule: &str| compile(&Rule::parse_text(rule).unwrap(), Kind::Lead, &c2).unwrap().sibling_reads;
+    let s = |rule: &str| {
+        compile(&Rule::parse_text(rule).unwrap(), Kind::Lead, &c2)
+            .unwrap()
+            .sibling_reads
+    };
     assert!(s(r#"{"account":{"segment":"two vips"}}"#).contains(&(Kind::Lead, "vip".into())));
     assert!(s(r#"{"not":{"segment":"team"}}"#).contains(&(Kind::Lead, "score".into())));
 }
