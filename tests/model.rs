@@ -260,7 +260,11 @@ impl Gen {
         if self.chance(60) {
             m.insert(
                 "plan".into(),
-                if self.chance(8) { Value::Null } else { json!(self.pick(PLANS)) },
+                if self.chance(8) {
+                    Value::Null
+                } else {
+                    json!(self.pick(PLANS))
+                },
             );
         }
         if self.chance(45) {
@@ -363,7 +367,11 @@ impl Gen {
         if self.chance(15) {
             format!("now() - interval '{} hours'", self.range(1, 2000))
         } else {
-            format!("timestamptz '2024-{:02}-{:02} 12:00+00'", self.range(1, 12), self.range(1, 28))
+            format!(
+                "timestamptz '2024-{:02}-{:02} 12:00+00'",
+                self.range(1, 12),
+                self.range(1, 28)
+            )
         }
     }
     fn event_row(&mut self, id: i64) -> String {
@@ -394,7 +402,9 @@ impl Gen {
             }
             2 => json!({"field":self.pick(&["country","email","score","vip","signup","attrs","account_id"]),
                          "op":self.pick(&["is_set","is_not_set"])}),
-            3 | 4 => json!({"field":"score","op":self.pick(&["gt","gte","lt","lte","eq","neq"]),"value":self.range(0,100)}),
+            3 | 4 => {
+                json!({"field":"score","op":self.pick(&["gt","gte","lt","lte","eq","neq"]),"value":self.range(0,100)})
+            }
             5 => {
                 let a = self.range(0, 80);
                 let b = a + self.range(0, 40);
@@ -405,7 +415,9 @@ impl Gen {
             7 => json!({"field":"email","op":"matches","value":self.pick(&["^[a-c]","io$","[0-9]","^[A-Z]"])}),
             8 => json!({"field":"vip","op":self.pick(&["eq","neq"]),"value":self.chance(50)}),
             // a time window (rare: the segment becomes time-dependent, which drift checks skip)
-            9 if self.chance(4) => json!({"field":"signup","op":self.pick(&["within_last","not_within_last"]),"value":"400 days"}),
+            9 if self.chance(4) => {
+                json!({"field":"signup","op":self.pick(&["within_last","not_within_last"]),"value":"400 days"})
+            }
             9 => json!({"field":"signup","op":self.pick(&["before","after"]),"value":self.pick(DATES)}),
             10 => {
                 let (a, b) = (self.pick(DATES), self.pick(DATES));
@@ -429,7 +441,9 @@ impl Gen {
                     let (a, b) = (self.pick(SOURCES), self.pick(SOURCES));
                     json!({"field":"attrs.src","op":self.pick(&["in","not_in"]),"value":[a,b]})
                 }
-                _ => json!({"field":self.pick(&["attrs.plan","attrs.src","attrs.tags"]),"op":self.pick(&["is_set","is_not_set"])}),
+                _ => {
+                    json!({"field":self.pick(&["attrs.plan","attrs.src","attrs.tags"]),"op":self.pick(&["is_set","is_not_set"])})
+                }
             },
             // mapped fields
             13 => match self.below(3) {
@@ -490,7 +504,11 @@ impl Gen {
                 }
             }
             7 => {
-                let v = if self.chance(50) { json!({"public": true}) } else { json!({"region": self.pick(REGIONS)}) };
+                let v = if self.chance(50) {
+                    json!({"public": true})
+                } else {
+                    json!({"region": self.pick(REGIONS)})
+                };
                 json!({"field":"props","op":self.pick(&["contains","not_contains"]),"value":v})
             }
             _ => json!({"level":"acct_size","op":self.pick(&["eq","neq","gte","lt"]),"value":self.pick(ACCT_SIZE)}),
@@ -547,12 +565,20 @@ impl Gen {
             m.insert("where".into(), self.lead_rule(depth, true));
         }
         if self.chance(80) {
-            m.insert("count".into(), json!({"op": self.pick(&["gte","gte","gt","eq","lt","neq"]), "value": self.range(0, 3)}));
+            m.insert(
+                "count".into(),
+                json!({"op": self.pick(&["gte","gte","gt","eq","lt","neq"]), "value": self.range(0, 3)}),
+            );
         }
         json!({ "leads": Value::Object(m) })
     }
     fn seg_of(&mut self, kind: &str) -> Option<String> {
-        let v: Vec<String> = self.segs.iter().filter(|s| s.kind == kind).map(|s| s.name.clone()).collect();
+        let v: Vec<String> = self
+            .segs
+            .iter()
+            .filter(|s| s.kind == kind)
+            .map(|s| s.name.clone())
+            .collect();
         if v.is_empty() {
             None
         } else {
@@ -604,7 +630,11 @@ impl Gen {
     /// The sibling shape: a lead rule over the other leads of its account.
     fn sibling(&mut self, depth: u32) -> Value {
         let leads = if self.chance(70) {
-            let w = if self.chance(60) { self.lead_field() } else { self.lead_rule(depth, true) };
+            let w = if self.chance(60) {
+                self.lead_field()
+            } else {
+                self.lead_rule(depth, true)
+            };
             json!({"leads": {"where": w, "count": {"op": self.pick(&["gte","gte","gt","eq","lt"]), "value": self.range(1, 3)}}})
         } else {
             self.leads_cond(depth)
@@ -657,13 +687,24 @@ impl Gen {
                 let a = self.attrs();
                 format!("attrs = coalesce(attrs, '{{}}') || {}", jb(&a))
             }
-            9 => format!("attrs = attrs - {}", q(self.pick(&["plan", "seats", "newsletter", "src", "tags"]))),
-            10 => format!("attrs = jsonb_set(coalesce(attrs, '{{}}'), '{{plan}}', {})", jb(&json!(self.pick(PLANS)))),
+            9 => format!(
+                "attrs = attrs - {}",
+                q(self.pick(&["plan", "seats", "newsletter", "src", "tags"]))
+            ),
+            10 => format!(
+                "attrs = jsonb_set(coalesce(attrs, '{{}}'), '{{plan}}', {})",
+                jb(&json!(self.pick(PLANS)))
+            ),
             11 => format!("vip = {}", self.vip()),
             12 => format!("signup = {}", self.signup()),
             13 => format!("score = {}, account_id = {}", self.score(), self.account_ref()),
             14 => format!("country = {}, attrs = {}", self.country(), self.attrs_sql()),
-            _ => format!("score = {}, country = {}, vip = {}", self.score(), self.country(), self.vip()),
+            _ => format!(
+                "score = {}, country = {}, vip = {}",
+                self.score(),
+                self.country(),
+                self.vip()
+            ),
         }
     }
     fn lead_where(&mut self) -> String {
@@ -672,14 +713,26 @@ impl Gen {
             6 => format!("id IN ({}, {})", self.some_lead(), self.some_lead()),
             7 => format!("account_id = {}", self.some_account()),
             8 => format!("score > {}", self.range(20, 90)),
-            _ => format!("id IN (SELECT id FROM leads WHERE account_id = {} ORDER BY id LIMIT 2)", self.some_account()),
+            _ => format!(
+                "id IN (SELECT id FROM leads WHERE account_id = {} ORDER BY id LIMIT 2)",
+                self.some_account()
+            ),
         }
     }
     fn account_set(&mut self) -> String {
         match self.below(9) {
-            0 => format!("name = {}", { let n = self.pick(NAMES); self.null_or(5, q(n)) }),
-            1 => format!("tier = {}", { let t = self.pick(TIERS); self.null_or(15, q(t)) }),
-            2 | 3 => format!("arr = {}", { let a = self.range(0, 20000).to_string(); self.null_or(10, a) }),
+            0 => format!("name = {}", {
+                let n = self.pick(NAMES);
+                self.null_or(5, q(n))
+            }),
+            1 => format!("tier = {}", {
+                let t = self.pick(TIERS);
+                self.null_or(15, q(t))
+            }),
+            2 | 3 => format!("arr = {}", {
+                let a = self.range(0, 20000).to_string();
+                self.null_or(10, a)
+            }),
             4 => {
                 let p = self.props();
                 format!("props = {}", self.null_or(8, jb(&p)))
@@ -740,7 +793,11 @@ impl Gen {
                 if self.chance(75) {
                     format!("DELETE FROM leads WHERE id = {id}")
                 } else {
-                    format!("DELETE FROM leads WHERE account_id = {} AND score < {}", self.some_account(), self.range(20, 80))
+                    format!(
+                        "DELETE FROM leads WHERE account_id = {} AND score < {}",
+                        self.some_account(),
+                        self.range(20, 80)
+                    )
                 }
             }
             38..=40 => {
@@ -754,16 +811,26 @@ impl Gen {
                 let (a, b) = (self.some_lead(), self.fresh_lead());
                 self.leads.insert(b, None);
                 // one row per key: ON CONFLICT DO UPDATE cannot touch a row twice
-                let rows = if a == b { vec![self.lead_row(a)] } else { vec![self.lead_row(a), self.lead_row(b)] };
+                let rows = if a == b {
+                    vec![self.lead_row(a)]
+                } else {
+                    vec![self.lead_row(a), self.lead_row(b)]
+                };
                 let set = match self.below(3) {
                     0 => "account_id = EXCLUDED.account_id, score = EXCLUDED.score",
                     1 => "attrs = EXCLUDED.attrs, country = EXCLUDED.country, email = EXCLUDED.email",
                     _ => "account_id = EXCLUDED.account_id, score = EXCLUDED.score, attrs = EXCLUDED.attrs, vip = EXCLUDED.vip, signup = EXCLUDED.signup",
                 };
                 if self.chance(15) {
-                    format!("INSERT INTO leads VALUES {} ON CONFLICT (id) DO NOTHING", rows.join(", "))
+                    format!(
+                        "INSERT INTO leads VALUES {} ON CONFLICT (id) DO NOTHING",
+                        rows.join(", ")
+                    )
                 } else {
-                    format!("INSERT INTO leads VALUES {} ON CONFLICT (id) DO UPDATE SET {set}", rows.join(", "))
+                    format!(
+                        "INSERT INTO leads VALUES {} ON CONFLICT (id) DO UPDATE SET {set}",
+                        rows.join(", ")
+                    )
                 }
             }
             // accounts
@@ -796,7 +863,11 @@ impl Gen {
             61..=62 => {
                 let (a, b) = (self.some_account(), self.fresh_account());
                 self.accounts.insert(b);
-                let rows = if a == b { vec![self.account_row(a)] } else { vec![self.account_row(a), self.account_row(b)] };
+                let rows = if a == b {
+                    vec![self.account_row(a)]
+                } else {
+                    vec![self.account_row(a), self.account_row(b)]
+                };
                 format!(
                     "INSERT INTO accounts VALUES {} ON CONFLICT (id) DO UPDATE SET tier = EXCLUDED.tier, arr = EXCLUDED.arr, props = EXCLUDED.props",
                     rows.join(", ")
@@ -893,8 +964,17 @@ impl Gen {
                 for id in first..first + n {
                     self.events.insert(id);
                 }
-                let leads: Vec<String> = self.leads.keys().filter(|&&l| l < BULK_LEAD_BASE).map(|l| l.to_string()).collect();
-                let leads = if leads.is_empty() { "1".to_string() } else { leads.join(",") };
+                let leads: Vec<String> = self
+                    .leads
+                    .keys()
+                    .filter(|&&l| l < BULK_LEAD_BASE)
+                    .map(|l| l.to_string())
+                    .collect();
+                let leads = if leads.is_empty() {
+                    "1".to_string()
+                } else {
+                    leads.join(",")
+                };
                 let k = self.range(1, 7);
                 format!(
                     "INSERT INTO events SELECT g, (ARRAY[{leads}]::bigint[])[1 + (g * {k}) % cardinality(ARRAY[{leads}])], \
@@ -905,19 +985,41 @@ impl Gen {
                 )
             }
             4 => match self.below(5) {
-                0 => format!("UPDATE leads SET score = (coalesce(score, 0) * {} + {}) % 101", self.range(2, 7), self.range(0, 50)),
+                0 => format!(
+                    "UPDATE leads SET score = (coalesce(score, 0) * {} + {}) % 101",
+                    self.range(2, 7),
+                    self.range(0, 50)
+                ),
                 1 => {
                     let accs = self.small_accounts_array();
-                    format!("UPDATE leads SET account_id = {accs}[1 + (id * {}) % cardinality({accs})]", self.range(1, 5))
+                    format!(
+                        "UPDATE leads SET account_id = {accs}[1 + (id * {}) % cardinality({accs})]",
+                        self.range(1, 5)
+                    )
                 }
-                2 => format!("UPDATE leads SET attrs = coalesce(attrs, '{{}}') || {}", jb(&json!({"plan": self.pick(PLANS)}))),
-                3 => format!("UPDATE leads SET country = (ARRAY['US','CA','DE'])[1 + (id + {}) % 3]", self.range(0, 2)),
-                _ => format!("UPDATE leads SET vip = NOT coalesce(vip, false), signup = date {}", q(self.pick(DATES))),
+                2 => format!(
+                    "UPDATE leads SET attrs = coalesce(attrs, '{{}}') || {}",
+                    jb(&json!({"plan": self.pick(PLANS)}))
+                ),
+                3 => format!(
+                    "UPDATE leads SET country = (ARRAY['US','CA','DE'])[1 + (id + {}) % 3]",
+                    self.range(0, 2)
+                ),
+                _ => format!(
+                    "UPDATE leads SET vip = NOT coalesce(vip, false), signup = date {}",
+                    q(self.pick(DATES))
+                ),
             },
             5 => match self.below(3) {
                 0 => format!("UPDATE events SET lead_id = {}", self.some_lead()),
-                1 => format!("UPDATE events SET type = (ARRAY['view','click','demo'])[1 + (id + {}) % 3]", self.range(0, 2)),
-                _ => format!("UPDATE events SET metadata = coalesce(metadata, '{{}}') || {}", jb(&json!({"campaign": self.pick(CAMPAIGNS)}))),
+                1 => format!(
+                    "UPDATE events SET type = (ARRAY['view','click','demo'])[1 + (id + {}) % 3]",
+                    self.range(0, 2)
+                ),
+                _ => format!(
+                    "UPDATE events SET metadata = coalesce(metadata, '{{}}') || {}",
+                    jb(&json!({"campaign": self.pick(CAMPAIGNS)}))
+                ),
             },
             6 => format!("UPDATE leads SET id = id + 100000 WHERE id >= {BULK_LEAD_BASE}"),
             7 => {
@@ -925,7 +1027,10 @@ impl Gen {
                 let a = self.account_ref();
                 format!("UPDATE leads SET account_id = {a} WHERE id % 2 = {}", self.below(2))
             }
-            _ => format!("UPDATE accounts SET arr = coalesce(arr, 0) + {}", self.range(-5000, 5000)),
+            _ => format!(
+                "UPDATE accounts SET arr = coalesce(arr, 0) + {}",
+                self.range(-5000, 5000)
+            ),
         }
     }
 
@@ -965,7 +1070,10 @@ impl Gen {
                     self.lead_row(id)
                 })
                 .collect();
-            v.push(format!("INSERT INTO leads VALUES {} ON CONFLICT DO NOTHING", rows.join(", ")));
+            v.push(format!(
+                "INSERT INTO leads VALUES {} ON CONFLICT DO NOTHING",
+                rows.join(", ")
+            ));
         }
         v
     }
@@ -985,16 +1093,26 @@ impl Gen {
                 self.segs = saved[..i].to_vec();
                 let rule = self.rule(&kind);
                 self.segs = saved;
-                format!("UPDATE kenbun.segments SET rule = {} WHERE name = {}", q(&rule.to_string()), q(&name))
+                format!(
+                    "UPDATE kenbun.segments SET rule = {} WHERE name = {}",
+                    q(&rule.to_string()),
+                    q(&name)
+                )
             }
-            5..=7 => format!("UPDATE kenbun.segments SET active = NOT active WHERE name = {}", q(&name)),
+            5..=7 => format!(
+                "UPDATE kenbun.segments SET active = NOT active WHERE name = {}",
+                q(&name)
+            ),
             8 => format!(
                 "SELECT kenbun.define_levels('engagement', 'score', {})",
                 q(self.pick(ENGAGEMENT_TIERS))
             ),
             _ => {
                 if self.chance(50) {
-                    format!("SELECT kenbun.define_levels('acct_size', 'arr', {})", q(self.pick(SIZE_TIERS)))
+                    format!(
+                        "SELECT kenbun.define_levels('acct_size', 'arr', {})",
+                        q(self.pick(SIZE_TIERS))
+                    )
                 } else {
                     format!(
                         "SELECT kenbun.map_field('lead', 'plan', {}, 'text')",
@@ -1033,7 +1151,14 @@ impl Gen {
                 tx.stmts.push("SAVEPOINT a".into());
                 tx.stmts.push(self.data_op());
                 tx.stmts.push(self.data_op());
-                tx.stmts.push(if self.chance(70) { "ROLLBACK TO SAVEPOINT a" } else { "RELEASE SAVEPOINT a" }.into());
+                tx.stmts.push(
+                    if self.chance(70) {
+                        "ROLLBACK TO SAVEPOINT a"
+                    } else {
+                        "RELEASE SAVEPOINT a"
+                    }
+                    .into(),
+                );
                 tx.stmts.push(self.data_op());
             }
             69..=75 => {
@@ -1114,7 +1239,9 @@ fn has_key(v: &Value, key: &str) -> bool {
 /// Does a lead rule (inlined) read other leads of the lead's account?
 fn is_sibling(v: &Value) -> bool {
     match v {
-        Value::Object(m) => m.iter().any(|(k, x)| (k == "account" && has_key(x, "leads")) || is_sibling(x)),
+        Value::Object(m) => m
+            .iter()
+            .any(|(k, x)| (k == "account" && has_key(x, "leads")) || is_sibling(x)),
         Value::Array(a) => a.iter().any(is_sibling),
         _ => false,
     }
@@ -1281,17 +1408,33 @@ SELECT kenbun.define_levels('acct_size', 'arr', {});
 
 /// Re-reads ids (the generator's model of what exists) and segments from the database.
 fn resync(c: &mut Client, g: &mut Gen) {
-    g.accounts = c.query("SELECT id FROM accounts", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    g.accounts = c
+        .query("SELECT id FROM accounts", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     g.leads = c
         .query("SELECT id, account_id FROM leads", &[])
         .unwrap()
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    g.events = c.query("SELECT id FROM events", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    g.events = c
+        .query("SELECT id FROM events", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     let max_ev = g.events.iter().next_back().copied().unwrap_or(0);
     g.next_event = g.next_event.max(max_ev + 1);
-    let max_lead = g.leads.keys().copied().filter(|&l| l < BULK_LEAD_BASE).max().unwrap_or(0);
+    let max_lead = g
+        .leads
+        .keys()
+        .copied()
+        .filter(|&l| l < BULK_LEAD_BASE)
+        .max()
+        .unwrap_or(0);
     g.next_lead = g.next_lead.max(max_lead + 1);
     let max_acc = g.accounts.iter().next_back().copied().unwrap_or(0);
     g.next_account = g.next_account.max(max_acc + 1);
@@ -1299,7 +1442,10 @@ fn resync(c: &mut Client, g: &mut Gen) {
 
 fn reload_segments(c: &mut Client, g: &mut Gen) {
     let rows = c
-        .query("SELECT name, kind, rule::text, active FROM kenbun.segments ORDER BY id", &[])
+        .query(
+            "SELECT name, kind, rule::text, active FROM kenbun.segments ORDER BY id",
+            &[],
+        )
         .unwrap();
     g.segs = rows
         .iter()
@@ -1328,13 +1474,22 @@ fn describe_drift(c: &mut Client, rows: &[(String, String, String)]) -> String {
             )
             .ok();
         let (kind, active, rule, deps) = match &d {
-            Some(r) => (r.get::<_, String>(0), r.get::<_, bool>(1), r.get::<_, String>(2), r.get::<_, String>(4)),
+            Some(r) => (
+                r.get::<_, String>(0),
+                r.get::<_, bool>(1),
+                r.get::<_, String>(2),
+                r.get::<_, String>(4),
+            ),
             None => ("?".into(), false, "?".into(), String::new()),
         };
         out.push_str(&format!(
             "  segment {seg:?} ({kind}, {}){}\n    rule: {rule}\n",
             if active { "active" } else { "inactive" },
-            if deps.is_empty() { String::new() } else { format!(", depends on {deps}") }
+            if deps.is_empty() {
+                String::new()
+            } else {
+                format!(", depends on {deps}")
+            }
         ));
         for (p, m) in probs.iter().take(12) {
             let row = if kind == "lead" {
@@ -1396,7 +1551,8 @@ fn check_drift(c: &mut Client, stats: &mut Stats) -> Result<(), String> {
 
 fn run_case(seed: u64, txs_override: Option<u64>, verbose: bool, stats: &mut Stats) -> Result<(), Failure> {
     let mut g = Gen::new(seed);
-    let mut script = format!("-- kenbun model case {seed:#x} (KENBUN_MODEL_SEED={seed:#x})\nCREATE EXTENSION kenbun;\n");
+    let mut script =
+        format!("-- kenbun model case {seed:#x} (KENBUN_MODEL_SEED={seed:#x})\nCREATE EXTENSION kenbun;\n");
     let fail = |script: &str, text: String| -> Failure {
         let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("model-{seed:#x}.sql"));
         let saved = match std::fs::write(&path, script) {
@@ -1405,7 +1561,9 @@ fn run_case(seed: u64, txs_override: Option<u64>, verbose: bool, stats: &mut Sta
         };
         Failure {
             seed,
-            text: format!("{text}\n{saved}\nreplay: KENBUN_MODEL_SEED={seed:#x} cargo test --test model -- --nocapture"),
+            text: format!(
+                "{text}\n{saved}\nreplay: KENBUN_MODEL_SEED={seed:#x} cargo test --test model -- --nocapture"
+            ),
         }
     };
 
@@ -1415,16 +1573,28 @@ fn run_case(seed: u64, txs_override: Option<u64>, verbose: bool, stats: &mut Sta
         .map_err(|e| fail(&script, format!("CREATE EXTENSION failed: {}", errtext(&e))))?;
     let (tables, bind, data) = setup_sql(&mut g);
     // data before or after binding
-    let order: Vec<&String> = if g.chance(50) { vec![&tables, &data, &bind] } else { vec![&tables, &bind, &data] };
+    let order: Vec<&String> = if g.chance(50) {
+        vec![&tables, &data, &bind]
+    } else {
+        vec![&tables, &bind, &data]
+    };
     for part in order {
         script.push_str(part);
-        c.batch_execute(part)
-            .map_err(|e| fail(&script, format!("case {seed:#x}: setup failed: {}\n{part}", errtext(&e))))?;
+        c.batch_execute(part).map_err(|e| {
+            fail(
+                &script,
+                format!("case {seed:#x}: setup failed: {}\n{part}", errtext(&e)),
+            )
+        })?;
     }
 
     // segments
     let nsegs = 8 + g.below(8);
-    let sibling_at = if g.chance(90) { Some(g.below(nsegs * 2 / 3 + 1)) } else { None };
+    let sibling_at = if g.chance(90) {
+        Some(g.below(nsegs * 2 / 3 + 1))
+    } else {
+        None
+    };
     let mut sibling_count = 0;
     for i in 0..nsegs {
         let kind = if g.chance(60) { "lead" } else { "account" };
@@ -1432,11 +1602,23 @@ fn run_case(seed: u64, txs_override: Option<u64>, verbose: bool, stats: &mut Sta
             // the sibling shape, one of three ways
             match g.below(3) {
                 0 => ("lead", g.sibling(1)),
-                1 => match g.segs.iter().filter(|s| s.kind == "account" && has_key(&inline(&s.rule, &g.segs, 0), "leads")).map(|s| s.name.clone()).last() {
+                1 => match g
+                    .segs
+                    .iter()
+                    .filter(|s| s.kind == "account" && has_key(&inline(&s.rule, &g.segs, 0), "leads"))
+                    .map(|s| s.name.clone())
+                    .last()
+                {
                     Some(a) => ("lead", json!({"all": [{"account": {"segment": a}}, g.lead_field()]})),
                     None => ("lead", g.sibling(1)),
                 },
-                _ => match g.segs.iter().filter(|s| s.kind == "lead" && is_sibling(&inline(&s.rule, &g.segs, 0))).map(|s| s.name.clone()).last() {
+                _ => match g
+                    .segs
+                    .iter()
+                    .filter(|s| s.kind == "lead" && is_sibling(&inline(&s.rule, &g.segs, 0)))
+                    .map(|s| s.name.clone())
+                    .last()
+                {
                     Some(l) => ("lead", json!({"any": [{"segment": l}, g.lead_field()]})),
                     None => ("lead", g.sibling(1)),
                 },
@@ -1474,7 +1656,10 @@ fn run_case(seed: u64, txs_override: Option<u64>, verbose: bool, stats: &mut Sta
             Err(e) => {
                 let st = sqlstate(&e);
                 if st.starts_with("XX") || e.is_closed() {
-                    return Err(fail(&script, format!("case {seed:#x}: creating a segment failed: {}\n{sql}", errtext(&e))));
+                    return Err(fail(
+                        &script,
+                        format!("case {seed:#x}: creating a segment failed: {}\n{sql}", errtext(&e)),
+                    ));
                 }
                 script.push_str(&format!("-- rejected ({}): {sql};\n", errtext(&e)));
                 stats.rejected += 1;
@@ -1489,7 +1674,10 @@ fn run_case(seed: u64, txs_override: Option<u64>, verbose: bool, stats: &mut Sta
     }
     reload_segments(&mut c, &mut g);
     if let Err(d) = check_drift(&mut c, stats) {
-        return Err(fail(&script, format!("case {seed:#x}: drift right after creating the segments:\n{d}")));
+        return Err(fail(
+            &script,
+            format!("case {seed:#x}: drift right after creating the segments:\n{d}"),
+        ));
     }
 
     let ntx = txs_override.unwrap_or(30 + g.below(31) as u64);
@@ -1506,7 +1694,11 @@ fn run_case(seed: u64, txs_override: Option<u64>, verbose: bool, stats: &mut Sta
             format!(
                 "case {seed:#x} (KENBUN_MODEL_SEED={seed:#x}), transaction {n} of {ntx} ({}){}:\n{}",
                 tx.label,
-                if k < tx.stmts.len() { format!(", after its statement {}: {}", k + 1, tx.stmts[k]) } else { String::new() },
+                if k < tx.stmts.len() {
+                    format!(", after its statement {}: {}", k + 1, tx.stmts[k])
+                } else {
+                    String::new()
+                },
                 text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
             )
         };
@@ -1521,7 +1713,10 @@ fn run_case(seed: u64, txs_override: Option<u64>, verbose: bool, stats: &mut Sta
                 let expected = ["23503", "23505"].contains(&code.as_str())
                     || (tx.defs && k == 0 && !code.starts_with("XX") && !e.is_closed());
                 if !expected {
-                    return Err(fail(&script, format!("{}\nunexpected error: {}", header(k), errtext(&e))));
+                    return Err(fail(
+                        &script,
+                        format!("{}\nunexpected error: {}", header(k), errtext(&e)),
+                    ));
                 }
                 *stats.expected_errors.entry(code).or_default() += 1;
                 aborted = true;
@@ -1531,21 +1726,30 @@ fn run_case(seed: u64, txs_override: Option<u64>, verbose: bool, stats: &mut Sta
             if tx.begin && !st.starts_with("SAVEPOINT") {
                 if let Err(d) = check_drift(&mut c, stats) {
                     let _ = c.batch_execute("ROLLBACK");
-                    return Err(fail(&script, format!("{}\nDRIFT inside the transaction:\n{d}", header(k))));
+                    return Err(fail(
+                        &script,
+                        format!("{}\nDRIFT inside the transaction:\n{d}", header(k)),
+                    ));
                 }
             }
         }
         if tx.begin {
             let end = if tx.rollback || aborted { "ROLLBACK" } else { "COMMIT" };
             if let Err(e) = c.batch_execute(end) {
-                return Err(fail(&script, format!("{}\n{end} failed: {}", header(usize::MAX), errtext(&e))));
+                return Err(fail(
+                    &script,
+                    format!("{}\n{end} failed: {}", header(usize::MAX), errtext(&e)),
+                ));
             }
         }
         if tx.rollback || aborted {
             stats.rolled_back += 1;
         }
         if let Err(d) = check_drift(&mut c, stats) {
-            return Err(fail(&script, format!("{}\nDRIFT after the transaction:\n{d}", header(usize::MAX))));
+            return Err(fail(
+                &script,
+                format!("{}\nDRIFT after the transaction:\n{d}", header(usize::MAX)),
+            ));
         }
         resync(&mut c, &mut g);
         if tx.defs {
@@ -1635,7 +1839,10 @@ fn model() {
         stats.cases as usize + failures.len()
     );
     eprintln!("model: transactions by kind: {:?}", stats.labels);
-    eprintln!("model: expected errors (rolled back) by SQLSTATE: {:?}", stats.expected_errors);
+    eprintln!(
+        "model: expected errors (rolled back) by SQLSTATE: {:?}",
+        stats.expected_errors
+    );
     if verbose {
         eprintln!("model: segments by construct: {:#?}", stats.shapes);
         eprintln!("model: rejections: {:#?}", stats.reject_reasons);
@@ -1643,6 +1850,10 @@ fn model() {
     assert!(
         failures.is_empty(),
         "model test failed in case(s) {}; replay one with KENBUN_MODEL_SEED=<seed> (details above)",
-        failures.iter().map(|f| format!("{:#x}", f.seed)).collect::<Vec<_>>().join(", ")
+        failures
+            .iter()
+            .map(|f| format!("{:#x}", f.seed))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
 }
