@@ -433,6 +433,34 @@ ALTER FUNCTION kenbun._segments_before() SECURITY DEFINER;
 ALTER FUNCTION kenbun._segments_after() SECURITY DEFINER;
 ALTER FUNCTION kenbun.unbind(text) SECURITY DEFINER;
 
+-- == drift_report also reports membership rows of segments that do not exist.
+CREATE OR REPLACE FUNCTION kenbun.drift_report()
+RETURNS TABLE (segment text, missing bigint, unexpected bigint) LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    k text;
+BEGIN
+    RETURN QUERY
+    SELECT s.name,
+           (SELECT pg_catalog.count(*) FROM kenbun.segment_drift(s.name) d WHERE d.problem = 'missing'),
+           (SELECT pg_catalog.count(*) FROM kenbun.segment_drift(s.name) d WHERE d.problem = 'unexpected')
+      FROM kenbun.segments s ORDER BY s.name;
+    -- membership rows of a segment that does not exist (written behind kenbun's back): all unexpected
+    FOREACH k IN ARRAY ARRAY['lead', 'account'] LOOP
+        IF pg_catalog.to_regclass((kenbun._members_of(k)).tbl) IS NOT NULL THEN
+            RETURN QUERY EXECUTE pg_catalog.format($q$
+                SELECT pg_catalog.format('(no segment %%s)', m.segment_id), 0::bigint, pg_catalog.count(*)
+                  FROM %s AS m
+                 WHERE NOT EXISTS (SELECT 1 FROM kenbun.segments s WHERE s.id = m.segment_id)
+                 GROUP BY m.segment_id ORDER BY m.segment_id
+            $q$, (kenbun._members_of(k)).tbl);
+        END IF;
+    END LOOP;
+END $$;
+
+COMMENT ON FUNCTION kenbun.drift_report() IS 'Drift of every segment at once, and membership rows of segments that do not exist (as "(no segment <id>)").';
+
+
 -- (more parts above this line)
 
 -- == Last: sibling maintenance. Segments record what they read of the other leads of a lead's account

@@ -117,6 +117,11 @@ SELECT * FROM drift();
 SELECT reason, change, count(*) FROM kenbun.membership_changes
  WHERE reason IN ('repair', 'refresh') GROUP BY 1, 2 ORDER BY 1, 2;
 
+-- membership rows of a segment that does not exist (written behind kenbun's back) are reported
+INSERT INTO kenbun.lead_members (segment_id, lead_id) VALUES (999, 1), (999, 2);
+SELECT * FROM kenbun.drift_report() WHERE missing + unexpected > 0;
+DELETE FROM kenbun.lead_members WHERE segment_id = 999;
+
 -- 5. every function that reads a saved segment's membership refuses an inactive segment the same way
 UPDATE kenbun.segments SET active = false WHERE name = 'us';
 SELECT try($$SELECT * FROM kenbun.segment_members('us')$$);
