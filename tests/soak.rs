@@ -161,6 +161,17 @@ const BASE: &[(&str, &str, &[&str])] = &[
             r#"{"leads":{"where":{"field":"score","op":"gte","value":90},"count":{"op":"eq","value":0}}}"#,
         ],
     ),
+    // lead rules over the lead's account's leads: a change to one lead or its events re-evaluates its
+    // siblings, under the account's lock
+    (
+        "hot_team",
+        "lead",
+        &[
+            r#"{"account":{"leads":{"where":{"segment":"hot"},"count":{"op":"gte","value":2}}}}"#,
+            r#"{"account":{"segment":"busy"}}"#,
+            r#"{"all":[{"field":"country","op":"neq","value":"DE"},{"account":{"leads":{"where":{"event":{"type":"view"}},"count":{"op":"gte","value":2}}}}]}"#,
+        ],
+    ),
     // the one time-dependent segment (not checked for drift; refreshed by the "refresh" operation)
     (
         "recent",
