@@ -457,7 +457,9 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
                     "SELECT s.sid, {alias}.{bkey} AS mid FROM {tbl} AS {alias} CROSS JOIN LATERAL (VALUES {values}) AS s(sid, ok) WHERE {alias}.{bkey} = ANY (ARRAY(SELECT x FROM k)) AND s.ok"
                 ),
                 format!(
-                    "SELECT m.segment_id AS sid, m.{mcol} AS mid FROM {members} AS m WHERE m.{mcol} = ANY (ARRAY(SELECT x FROM k)) AND m.segment_id IN ({ids})"
+                    // one probe of the (member, segment) index per candidate: with `= ANY (array)` the
+                    // generic plan could scan the segments' whole membership and filter on the member
+                    "SELECT m.segment_id AS sid, m.{mcol} AS mid FROM k CROSS JOIN LATERAL (SELECT p.segment_id, p.{mcol} FROM {members} AS p WHERE p.{mcol} = k.x AND p.segment_id IN ({ids})) AS m"
                 ),
             )
         };

@@ -504,8 +504,13 @@ mod maintenance {
             .iter()
             .find(|s| s.table == Kind::Event && s.op == TrigOp::Insert)
             .unwrap();
-        assert!(ins.body.contains("m.segment_id IN (5)"), "{}", ins.body);
-        assert!(!ins.body.contains("m.segment_id IN (1)"));
+        // the small path probes the membership of segment 5 once per event's lead
+        assert!(
+            ins.body.contains("WHERE p.lead_id = k.x AND p.segment_id IN (5))"),
+            "{}",
+            ins.body
+        );
+        assert!(!ins.body.contains("segment_id IN (1)"));
     }
 
     #[test]
