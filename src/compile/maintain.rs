@@ -335,6 +335,22 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
         Some(b) => (b.qualified(), b.key.clone().unwrap_or_default(), b.account_key.clone()),
         None => (String::new(), String::new(), None),
     };
+    // SQL selecting the leads of the accounts `accounts` selects, and the accounts of the leads `leads`
+    // selects (`ak`: the leads' account key; `a`: the alias of the lead table)
+    let leads_of = |ak: &str, accounts: &str| {
+        format!(
+            "SELECT l.{} FROM {lead_tbl} AS l WHERE l.{} IN ({accounts})",
+            ident(&lead_key),
+            ident(ak)
+        )
+    };
+    let accounts_of = |ak: &str, leads: &str, a: &str| {
+        format!(
+            "SELECT {a}.{} FROM {lead_tbl} AS {a} WHERE {a}.{} IN ({leads})",
+            ident(ak),
+            ident(&lead_key)
+        )
+    };
     // units: the relevant segments grouped by (target kind, condition on the changed rows); each unit
     // is one statement, run only when its condition holds for some changed row, so a plan holds only
     // the segments that can be affected by what changed
@@ -392,32 +408,17 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
             let source = match (kind, table) {
                 // the leads of the accounts the changed leads belong (or belonged) to
                 (Kind::Lead, Kind::Lead) => match &lead_acc_key {
-                    Some(ak) if lead_acc.is_some() => format!(
-                        "SELECT l.{} FROM {lead_tbl} AS l WHERE l.{} IN ({})",
-                        ident(&lead_key),
-                        ident(ak),
-                        keys_of(c, "a")
-                    ),
+                    Some(ak) if lead_acc.is_some() => leads_of(ak, &keys_of(c, "a")),
                     _ => continue,
                 },
                 // the leads of the accounts of the leads whose events changed
                 (Kind::Lead, Kind::Event) if *via == Via::Sibling => match &lead_acc_key {
-                    Some(ak) => format!(
-                        "SELECT l.{lk} FROM {lead_tbl} AS l WHERE l.{ak} IN (SELECT o.{ak} FROM {lead_tbl} AS o WHERE o.{lk} IN ({}))",
-                        keys_of(c, "k"),
-                        lk = ident(&lead_key),
-                        ak = ident(ak),
-                    ),
+                    Some(ak) => leads_of(ak, &accounts_of(ak, &keys_of(c, "k"), "o")),
                     None => continue,
                 },
                 (Kind::Lead, Kind::Event) => keys_of(c, "k"),
                 (Kind::Lead, Kind::Account) => match &lead_acc_key {
-                    Some(ak) => format!(
-                        "SELECT l.{} FROM {lead_tbl} AS l WHERE l.{} IN ({})",
-                        ident(&lead_key),
-                        ident(ak),
-                        keys_of(c, "k")
-                    ),
+                    Some(ak) => leads_of(ak, &keys_of(c, "k")),
                     None => continue,
                 },
                 (Kind::Account, Kind::Lead) => {
@@ -427,12 +428,7 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
                     keys_of(c, "a")
                 }
                 (Kind::Account, Kind::Event) => match &lead_acc_key {
-                    Some(ak) => format!(
-                        "SELECT l.{} FROM {lead_tbl} AS l WHERE l.{} IN ({})",
-                        ident(ak),
-                        ident(&lead_key),
-                        keys_of(c, "k")
-                    ),
+                    Some(ak) => accounts_of(ak, &keys_of(c, "k"), "l"),
                     None => continue,
                 },
                 _ => continue,
@@ -537,14 +533,9 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
         match table {
             Kind::Account => Some(keys_of("true", "k")),
             Kind::Lead if lead_acc.is_some() => Some(keys_of("true", "a")),
-            Kind::Event => lead_acc_key.as_ref().map(|ak| {
-                format!(
-                    "SELECT l.{} FROM {lead_tbl} AS l WHERE l.{} IN ({})",
-                    ident(ak),
-                    ident(&lead_key),
-                    keys_of("true", "k")
-                )
-            }),
+            Kind::Event => lead_acc_key
+                .as_ref()
+                .map(|ak| accounts_of(ak, &keys_of("true", "k"), "l")),
             _ => None,
         }
     };

@@ -92,21 +92,23 @@ pub fn field_text_expr(kind: Kind, field: &str, cat: &Catalog) -> Result<String>
 /// Returns the (kind, column) pairs the field reads in the kinds where it is usable.
 pub fn level_field_reads(field: &str, cat: &Catalog) -> Result<BTreeSet<(Kind, String)>> {
     let mut reads = BTreeSet::new();
+    let mut usable = false;
     let mut not_numeric: Option<KenbunError> = None;
     let mut unknown: Option<KenbunError> = None;
-    let mut any_bound = false;
     for kind in [Kind::Lead, Kind::Account] {
         if cat.binding(kind).is_none() {
             continue;
         }
-        any_bound = true;
         let mut cx = Cx::new(cat, kind, vec![]);
         match cx.resolve(kind, field, root_alias(kind), "$") {
             Ok(Resolved::Typed {
                 class: Class::Int | Class::Num,
                 ..
             })
-            | Ok(Resolved::JsonPath { .. }) => reads.extend(cx.out.reads),
+            | Ok(Resolved::JsonPath { .. }) => {
+                usable = true;
+                reads.extend(cx.out.reads)
+            }
             Ok(Resolved::Typed { type_name, .. }) => {
                 not_numeric.get_or_insert_with(|| {
                     KenbunError::new(
@@ -127,17 +129,17 @@ pub fn level_field_reads(field: &str, cat: &Catalog) -> Result<BTreeSet<(Kind, S
             }
         }
     }
-    if !reads.is_empty() {
+    if usable {
         return Ok(reads);
     }
-    if !any_bound {
-        return Err(KenbunError::new(
+    // not usable anywhere: say why (not numeric before unknown), or that nothing is bound to check it
+    Err(not_numeric.or(unknown).unwrap_or_else(|| {
+        KenbunError::new(
             SqlState::ObjectNotInPrerequisiteState,
             "no lead or account table is bound: a level's field cannot be checked",
         )
-        .hint("bind the tables first with kenbun.bind_leads / kenbun.bind_accounts"));
-    }
-    Err(not_numeric.or(unknown).unwrap())
+        .hint("bind the tables first with kenbun.bind_leads / kenbun.bind_accounts")
+    }))
 }
 
 fn binding(cat: &Catalog, kind: Kind) -> Result<&Binding> {
