@@ -1,5 +1,5 @@
 //! Troubleshooting functions that need the compiler: diagnose, lint, explain, level distribution.
-use crate::api::{compile_rule, load_catalog, parse_kind, raise, segment_rule};
+use crate::api::{compile_rule, cached_catalog, parse_kind, raise, segment_rule};
 use crate::compile::analyze::{self, DiagRow};
 use crate::compile::sql::{ident, literal};
 use crate::compile::{self, root_alias, Catalog, Kind};
@@ -26,7 +26,7 @@ fn spi_err(e: pgrx::spi::SpiError) -> ! {
 #[search_path(pg_catalog, pg_temp)]
 fn _rule_query(rule: segment_rule, kind: &str) -> String {
     let kind = parse_kind(kind);
-    let cat = load_catalog();
+    let cat = cached_catalog();
     let c = compile_rule(&rule.rule(), kind, &cat, None);
     let b = cat.binding(kind).unwrap();
     let a = root_alias(kind);
@@ -185,7 +185,7 @@ fn segment_diagnose(
     ),
 > {
     let (kind, rule) = rule_or_saved(rule_or_name, kind);
-    let cat = load_catalog();
+    let cat = cached_catalog();
     compile_rule(&rule, kind, &cat, None);
     let rows = analyze::diagnose(&rule, kind, &cat).unwrap_or_else(|e| raise(e));
     let mut exprs = vec![];
@@ -286,7 +286,7 @@ fn segment_lint(
 ) -> TableIterator<'static, (name!(severity, String), name!(path, String), name!(message, String))> {
     let kind = parse_kind(kind);
     let parsed = rule.rule();
-    let cat = load_catalog();
+    let cat = cached_catalog();
     let c = compile_rule(&parsed, kind, &cat, None);
     let mut out: Vec<(String, String, String)> = analyze::lint(&parsed)
         .into_iter()
@@ -342,7 +342,7 @@ fn segment_lint(
 #[search_path(pg_catalog, pg_temp)]
 fn segment_explain(name: &str, analyze: default!(bool, false)) -> TableIterator<'static, (name!(line, String),)> {
     let (kind, rule, _) = saved(name);
-    let cat = load_catalog();
+    let cat = cached_catalog();
     let c = compile_rule(&rule, kind, &cat, None);
     let b = cat.binding(kind).unwrap();
     let a = root_alias(kind);
@@ -416,7 +416,7 @@ fn segment_levels(name: &str, levels: &str) -> TableIterator<'static, (name!(tie
             .hint("activate it, or preview its rule with kenbun.segment_preview"),
         );
     }
-    let cat = load_catalog();
+    let cat = cached_catalog();
     let Some(level) = cat.levels.iter().find(|l| l.name == levels) else {
         let e = KenbunError::new(SqlState::UndefinedObject, format!("level \"{levels}\" does not exist"));
         raise(match did_you_mean(levels, cat.levels.iter().map(|l| l.name.as_str())) {

@@ -125,6 +125,8 @@ pub fn parse_kind(kind: &str) -> Kind {
 }
 
 /// Reads bindings, mapped fields, levels and segments in one query.
+/// The catalog as this statement sees it, read afresh: for definition changes (a segment's trigger,
+/// `define_levels`, the trigger generator), which may run several times within one statement.
 pub fn load_catalog() -> Catalog {
     let doc = Spi::connect(|c| {
         c.select("SELECT kenbun._catalog()", Some(1), &[])?
@@ -134,6 +136,12 @@ pub fn load_catalog() -> Catalog {
     .or_raise()
     .unwrap_or_else(|| internal("kenbun._catalog() returned NULL"));
     serde_json::from_value(doc.0).unwrap_or_else(|e| internal(format!("catalog document: {e}")))
+}
+
+/// The catalog for the functions that only read it (`compile`, `segment_preview`, `segment_count`,
+/// lint, diagnose, explain): cached per backend (`catalog_cache`).
+pub fn cached_catalog() -> std::rc::Rc<Catalog> {
+    crate::catalog_cache::get(load_catalog)
 }
 
 /// Compiles a rule for a kind and validates what only PostgreSQL can check (regexes).
@@ -166,7 +174,7 @@ pub fn compile_rule(rule: &Rule, kind: Kind, cat: &Catalog, segment: Option<&str
 #[search_path(pg_catalog, pg_temp)]
 fn compile(rule: segment_rule, kind: default!(&str, "'lead'")) -> String {
     let kind = parse_kind(kind);
-    compile_rule(&rule.rule(), kind, &load_catalog(), None).public_sql()
+    compile_rule(&rule.rule(), kind, &cached_catalog(), None).public_sql()
 }
 
 fn check_limit(lim: i32) -> i64 {
@@ -198,7 +206,7 @@ fn segment_preview(
 ) -> TableIterator<'static, (name!(member_id, Option<String>), name!(member, Option<JsonB>))> {
     let kind = parse_kind(kind);
     let lim = check_limit(lim);
-    let cat = load_catalog();
+    let cat = cached_catalog();
     let c = compile_rule(&rule.rule(), kind, &cat, None);
     let (fw, key) = from_where(kind, &cat, &c);
     let alias = root_alias(kind);
@@ -219,7 +227,7 @@ fn segment_preview(
 #[search_path(pg_catalog, pg_temp)]
 fn segment_count(rule: segment_rule, kind: default!(&str, "'lead'")) -> i64 {
     let kind = parse_kind(kind);
-    let cat = load_catalog();
+    let cat = cached_catalog();
     let c = compile_rule(&rule.rule(), kind, &cat, None);
     let (fw, _) = from_where(kind, &cat, &c);
     Spi::connect(|client| {

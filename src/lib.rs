@@ -8,6 +8,7 @@ pub mod rule;
 
 mod analysis;
 mod api;
+mod catalog_cache;
 mod maintain;
 
 #[cfg(any(test, feature = "pg_test"))]

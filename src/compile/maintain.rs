@@ -38,6 +38,78 @@ pub struct SegmentPlan {
     pub sibling_reads: BTreeSet<(Kind, String)>,
 }
 
+impl SegmentPlan {
+    /// The rule reads nothing but the member's own row (no account, event, sibling or other-table
+    /// condition, directly or through a referenced segment, which is inlined): an UPDATE of that row
+    /// can be decided from the row alone, so the row trigger evaluates it (`fast_maintenance`) and the
+    /// statement-level UPDATE function leaves it out.
+    pub fn row_only(&self) -> bool {
+        self.kind != Kind::Event
+            && self.sibling_reads.is_empty()
+            && self.reads.iter().all(|(k, _)| *k == self.kind)
+    }
+}
+
+/// The row-level UPDATE maintenance of one bound table: the segments of its kind that read only
+/// the row (`SegmentPlan::row_only`), evaluated in the extension on the old and new row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FastSpec {
+    pub table: Kind,
+    pub segment_ids: Vec<i64>,
+    /// `AFTER UPDATE OF <columns>`: what those segments read, and the key.
+    pub update_of: Vec<String>,
+    /// The SQL type of the key (membership ids travel as text and are cast back).
+    pub key_type: String,
+}
+
+/// The row-level maintenance of every bound lead or account table that has row-only segments.
+pub fn fast_maintenance(cat: &Catalog, segs: &[SegmentPlan]) -> Vec<FastSpec> {
+    let mut out = vec![];
+    for table in [Kind::Lead, Kind::Account] {
+        let Some(b) = cat.binding(table) else { continue };
+        let fast: Vec<&SegmentPlan> = segs.iter().filter(|s| s.kind == table && s.row_only()).collect();
+        if fast.is_empty() {
+            continue;
+        }
+        let tkey = key(b, table);
+        let mut cols: BTreeSet<String> = fast.iter().flat_map(|s| s.reads.iter().map(|(_, c)| c.clone())).collect();
+        cols.insert(tkey.clone());
+        cols.retain(|c| b.column(c).is_some());
+        out.push(FastSpec {
+            table,
+            segment_ids: fast.iter().map(|s| s.id).collect(),
+            update_of: cols.into_iter().collect(),
+            key_type: b.column(&tkey).map(|c| c.type_name.clone()).unwrap_or_else(|| "text".into()),
+        });
+    }
+    out
+}
+
+/// The query whose target list the row trigger compiles once per backend into expression states,
+/// one per segment, evaluated on the old and the new row (`table` qualified and quoted).
+pub fn fast_eval_sql(table: &str, kind: Kind, rules: &[String]) -> String {
+    let list = rules.iter().map(|r| format!("(({r}) IS TRUE)")).collect::<Vec<_>>().join(", ");
+    format!("SELECT {list} FROM {table} AS {}", root_alias(kind))
+}
+
+/// The current version of one row (key as text, `$1`) as a whole-row value, for a row the row trigger
+/// saw updated again later in the same statement (a nested UPDATE): it is decided again at the flush.
+pub fn fast_fetch_sql(table: &str, kind: Kind, key: &str, key_type: &str) -> String {
+    let a = root_alias(kind);
+    format!("SELECT {a} FROM {table} AS {a} WHERE {a}.{} = $1::{key_type}", ident(key))
+}
+
+/// Applies the changes the row trigger collected for a statement: `$1` kinds, `$2` segment ids,
+/// `$3` member ids as text, `$4` 'enter'/'exit' (arrays of equal length).
+pub fn fast_apply_sql(kind: Kind, key_type: &str) -> String {
+    apply_from(
+        "c AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::bigint[]), pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[])) AS c(kind, sid, mid, change))",
+        &[(kind, key_type.to_string())],
+        "'data_change'",
+        "",
+    )
+}
+
 /// How a change reaches a segment's members: through the changed rows themselves (or the rows they
 /// belong to), or through the other leads of the changed leads' accounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -110,15 +182,24 @@ pub fn update_columns(cat: &Catalog, segs: &[SegmentPlan], table: Kind) -> Vec<S
     cols.into_iter().collect()
 }
 
-/// All maintenance triggers for the bound tables.
-pub fn maintenance(cat: &Catalog, segs: &[SegmentPlan]) -> Vec<TriggerSpec> {
+/// All maintenance triggers for the bound tables. With `row_triggers`, UPDATE leaves the row-only
+/// segments to the row trigger (`fast_maintenance`); without (an upgrade script of an older version
+/// runs before the row trigger's functions exist), the statement-level functions maintain them all.
+pub fn maintenance(cat: &Catalog, segs: &[SegmentPlan], row_triggers: bool) -> Vec<TriggerSpec> {
     let mut out = vec![];
     for table in [Kind::Lead, Kind::Account, Kind::Event] {
         if cat.binding(table).is_none() {
             continue;
         }
         let b = cat.binding(table).unwrap();
-        let cols = update_columns(cat, segs, table);
+        // UPDATE: the row-only segments of this table are maintained by the row trigger
+        // (`fast_maintenance`); the statement-level function keeps the rest
+        let slow: Vec<SegmentPlan> = segs
+            .iter()
+            .filter(|s| !(row_triggers && s.kind == table && s.row_only()))
+            .cloned()
+            .collect();
+        let cols = update_columns(cat, &slow, table);
         let tkey = key(b, table);
         let key_type = b.column(&tkey).map(|c| c.type_name.clone()).unwrap_or_default();
         let acc = if table == Kind::Lead {
@@ -131,11 +212,14 @@ pub fn maintenance(cat: &Catalog, segs: &[SegmentPlan]) -> Vec<TriggerSpec> {
         };
         for op in [TrigOp::Insert, TrigOp::Update, TrigOp::Delete] {
             let update = op == TrigOp::Update;
+            let body = trigger_body(cat, if update { &slow } else { segs }, table, op);
+            // nothing to do on UPDATE: no statement trigger, no capture triggers
+            let update = update && body != nothing_body(table, op);
             out.push(TriggerSpec {
                 table,
                 op,
                 function: function_name(table, op),
-                body: trigger_body(cat, segs, table, op),
+                body,
                 update_of: if update { cols.clone() } else { vec![] },
                 capture: if update {
                     cols.iter()
@@ -233,15 +317,20 @@ fn affected(s: &SegmentPlan, table: Kind, op: TrigOp, cat: &Catalog) -> Option<O
     Some(Some(cols))
 }
 
-fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) -> String {
-    let nothing = if op == TrigOp::Update {
+/// The body of a maintenance function with nothing to maintain.
+fn nothing_body(table: Kind, op: TrigOp) -> String {
+    if op == TrigOp::Update {
         format!(
             "BEGIN\n  PERFORM kenbun._pending_clear({});\n  RETURN NULL;\nEND",
             literal(table.name())
         )
     } else {
         "BEGIN\n  RETURN NULL;\nEND".to_string()
-    };
+    }
+}
+
+fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) -> String {
+    let nothing = nothing_body(table, op);
     let Some(tb) = cat.binding(table) else { return nothing };
     let leads = cat.binding(Kind::Lead);
     let tkey = key(tb, table);
@@ -623,21 +712,38 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
 /// Applies the changes held in the PL/pgSQL arrays kenbun_kinds, kenbun_sids, kenbun_mids and
 /// kenbun_changes: membership rows, the change log, and NOTIFY.
 fn apply_sql(cat: &Catalog, reason: &str) -> String {
-    let mut ctes = vec![
-        "c AS (SELECT * FROM ROWS FROM (pg_catalog.unnest(kenbun_kinds), pg_catalog.unnest(kenbun_sids), pg_catalog.unnest(kenbun_mids), pg_catalog.unnest(kenbun_changes)) AS c(kind, sid, mid, change))"
-            .to_string(),
-    ];
+    let kinds: Vec<(Kind, String)> = [Kind::Lead, Kind::Account]
+        .into_iter()
+        .filter_map(|kind| {
+            let b = cat.binding(kind)?;
+            let kt = b
+                .key
+                .as_deref()
+                .and_then(|k| b.column(k))
+                .map(|c| c.type_name.clone())
+                .unwrap_or_else(|| "text".into());
+            Some((kind, kt))
+        })
+        .collect();
+    format!(
+        "    {}",
+        apply_from(
+            "c AS (SELECT * FROM ROWS FROM (pg_catalog.unnest(kenbun_kinds), pg_catalog.unnest(kenbun_sids), pg_catalog.unnest(kenbun_mids), pg_catalog.unnest(kenbun_changes)) AS c(kind, sid, mid, change))",
+            &kinds,
+            reason,
+            " INTO kenbun_n",
+        )
+    )
+}
+
+/// Membership rows, change log and NOTIFY for the changes the CTE `c(kind, sid, mid, change)` lists,
+/// for the kinds given with their key types; `into` goes after the final SELECT list.
+fn apply_from(c: &str, kinds: &[(Kind, String)], reason: &str, into: &str) -> String {
+    let mut ctes = vec![c.to_string()];
     let mut logged = vec![];
-    for kind in [Kind::Lead, Kind::Account] {
-        let Some(b) = cat.binding(kind) else { continue };
-        let kt = b
-            .key
-            .as_deref()
-            .and_then(|k| b.column(k))
-            .map(|c| c.type_name.clone())
-            .unwrap_or_else(|| "text".into());
+    for (kind, kt) in kinds {
         let k = kind.name().chars().next().unwrap();
-        let (members, mcol) = members_table(kind);
+        let (members, mcol) = members_table(*kind);
         let kl = literal(kind.name());
         ctes.push(format!(
             "ins_{k} AS (INSERT INTO {members} AS m (segment_id, {mcol}) SELECT c.sid, c.mid::{kt} FROM c WHERE c.kind = {kl} AND c.change = 'enter' ORDER BY 1, 2 ON CONFLICT DO NOTHING RETURNING m.segment_id, m.{mcol}::text AS member_id)"
@@ -657,7 +763,7 @@ fn apply_sql(cat: &Catalog, reason: &str) -> String {
         logged.join(" UNION ALL ")
     ));
     format!(
-        "    WITH {}\n    SELECT pg_catalog.count(kenbun._notify(g.segment_id, NULL, g.kind, g.change, {reason}, g.ids)) INTO kenbun_n\n      FROM (SELECT segment_id, kind, change, pg_catalog.array_agg(member_id ORDER BY member_id) AS ids FROM logged GROUP BY 1, 2, 3) AS g;\n",
+        "WITH {}\n    SELECT pg_catalog.count(kenbun._notify(g.segment_id, NULL, g.kind, g.change, {reason}, g.ids)){into}\n      FROM (SELECT segment_id, kind, change, pg_catalog.array_agg(member_id ORDER BY member_id) AS ids FROM logged GROUP BY 1, 2, 3) AS g;\n",
         ctes.join(",\n    ")
     )
 }

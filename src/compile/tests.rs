@@ -380,7 +380,7 @@ mod maintenance {
             Kind::Lead,
             r#"{"account":{"leads":{"where":{"field":"score","op":"gt","value":50},"count":{"op":"gte","value":2}}}}"#,
         );
-        let specs = maintenance(&cat(), &[team.clone()]);
+        let specs = maintenance(&cat(), &[team.clone()], false);
         for op in [TrigOp::Insert, TrigOp::Update, TrigOp::Delete] {
             let s = specs.iter().find(|s| s.table == Kind::Lead && s.op == op).unwrap();
             // candidates: the leads of the changed leads' old and new accounts, under the accounts' locks
@@ -393,7 +393,7 @@ mod maintenance {
         }
         // an own-column segment does not pay for it
         let own = plan(8, Kind::Lead, r#"{"field":"score","op":"gt","value":50}"#);
-        let specs = maintenance(&cat(), &[own]);
+        let specs = maintenance(&cat(), &[own], false);
         let s = specs
             .iter()
             .find(|s| s.table == Kind::Lead && s.op == TrigOp::Update)
@@ -405,7 +405,7 @@ mod maintenance {
             Kind::Lead,
             r#"{"account":{"leads":{"where":{"event":{"type":"demo"}}}}}"#,
         );
-        let specs = maintenance(&cat(), &[ev]);
+        let specs = maintenance(&cat(), &[ev], false);
         let s = specs
             .iter()
             .find(|s| s.table == Kind::Event && s.op == TrigOp::Insert)
@@ -432,7 +432,7 @@ mod maintenance {
 
     #[test]
     fn update_body_checks_only_the_columns_each_segment_reads() {
-        let specs = maintenance(&cat(), &plans());
+        let specs = maintenance(&cat(), &plans(), false);
         let upd = specs
             .iter()
             .find(|s| s.table == Kind::Lead && s.op == TrigOp::Update)
@@ -479,7 +479,7 @@ mod maintenance {
     #[test]
     fn tables_no_segment_reads_get_an_empty_body() {
         let only_country = vec![plan(1, Kind::Lead, r#"{"field":"country","op":"eq","value":"US"}"#)];
-        let specs = maintenance(&cat(), &only_country);
+        let specs = maintenance(&cat(), &only_country, false);
         let ev = specs
             .iter()
             .find(|s| s.table == Kind::Event && s.op == TrigOp::Insert)
@@ -499,7 +499,7 @@ mod maintenance {
 
     #[test]
     fn event_changes_reach_lead_and_account_segments() {
-        let specs = maintenance(&cat(), &plans());
+        let specs = maintenance(&cat(), &plans(), false);
         let ins = specs
             .iter()
             .find(|s| s.table == Kind::Event && s.op == TrigOp::Insert)
@@ -511,6 +511,38 @@ mod maintenance {
             ins.body
         );
         assert!(!ins.body.contains("segment_id IN (1)"));
+    }
+
+    #[test]
+    fn row_only_segments_go_to_the_row_trigger_on_update_only() {
+        let ps = plans();
+        // 1 (country), 2 (score level-like) read only the lead row; 3 reads the account, 5 events
+        let row_only: Vec<i64> = ps.iter().filter(|p| p.row_only()).map(|p| p.id).collect();
+        assert!(row_only.contains(&1) && !row_only.contains(&5), "{row_only:?}");
+        let fast = fast_maintenance(&cat(), &ps);
+        let lead = fast.iter().find(|f| f.table == Kind::Lead).unwrap();
+        assert_eq!(lead.segment_ids, ps.iter().filter(|p| p.kind == Kind::Lead && p.row_only()).map(|p| p.id).collect::<Vec<_>>());
+        assert!(lead.update_of.contains(&"country".to_string()) && lead.update_of.contains(&"id".to_string()));
+        assert!(!lead.update_of.contains(&"last_seen_at".to_string()));
+        let specs = maintenance(&cat(), &ps, true);
+        let upd = specs.iter().find(|s| s.table == Kind::Lead && s.op == TrigOp::Update).unwrap();
+        // the statement-level UPDATE no longer evaluates segment 1, INSERT and DELETE still do
+        assert!(!upd.body.contains("m.segment_id IN (1)"), "{}", upd.body);
+        let ins = specs.iter().find(|s| s.table == Kind::Lead && s.op == TrigOp::Insert).unwrap();
+        assert!(ins.body.contains("(1::bigint,"), "{}", ins.body);
+        // a table whose UPDATEs only row-only segments care about gets no statement-level UPDATE trigger
+        let only_country = vec![plan(1, Kind::Lead, r#"{"field":"country","op":"eq","value":"US"}"#)];
+        let specs = maintenance(&cat(), &only_country, true);
+        let upd = specs.iter().find(|s| s.table == Kind::Lead && s.op == TrigOp::Update).unwrap();
+        assert!(upd.update_of.is_empty() && upd.capture.is_empty(), "{upd:?}");
+        // the row trigger's SQL: one boolean per segment over the table, and the apply statement
+        assert_eq!(
+            fast_eval_sql("\"public\".\"leads\"", Kind::Lead, &["l.\"x\" = 1".to_string()]),
+            "SELECT ((l.\"x\" = 1) IS TRUE) FROM \"public\".\"leads\" AS l"
+        );
+        let apply = fast_apply_sql(Kind::Lead, "bigint");
+        assert!(apply.contains("pg_catalog.unnest($4::text[])") && apply.contains("c.mid::bigint") && !apply.contains("INTO kenbun_n"), "{apply}");
+        assert!(!apply.contains("account_members"));
     }
 
     #[test]

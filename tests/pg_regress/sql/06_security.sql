@@ -20,7 +20,8 @@ SELECT p.proname, p.prosecdef, p.proconfig
  WHERE p.pronamespace = 'kenbun'::regnamespace
    AND p.proname IN ('compile', 'segment_preview', 'segment_count', 'bind_leads', 'map_field', 'define_levels')
  ORDER BY 1;
--- functions without a pinned search_path run no SQL (type I/O, casts, the capture trigger)
+-- functions without a pinned search_path run no SQL (type I/O, casts, the capture trigger) or, like
+-- the row triggers, run theirs as the owner with search_path = pg_catalog, pg_temp set in Rust
 SELECT proname FROM pg_proc
  WHERE pronamespace = 'kenbun'::regnamespace
    AND NOT COALESCE(proconfig @> '{"search_path=pg_catalog, pg_temp"}', false)

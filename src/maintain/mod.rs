@@ -1,7 +1,10 @@
 //! The pgrx side of saved segments: compiling a segment for the catalog trigger and installing the
 //! generated maintenance triggers on the bound tables.
+mod decide;
+mod row;
+
 use crate::api::{compile_rule, load_catalog, raise, segment_rule};
-use crate::compile::maintain::{dollar_tag, maintenance, SegmentPlan, TrigOp};
+use crate::compile::maintain::{dollar_tag, fast_maintenance, maintenance, SegmentPlan, TrigOp};
 use crate::compile::sql::{ident, literal};
 use crate::compile::{self, Kind};
 use crate::error::{KenbunError, SqlState};
@@ -128,7 +131,7 @@ fn _pending_clear(kind: &str) {
 }
 
 extension_sql_file!(
-    "../sql/segments.sql",
+    "../../sql/segments.sql",
     name = "segments",
     requires = ["segment_rule_casts"]
 );
@@ -255,7 +258,12 @@ fn _rebuild_maintenance() {
     // out: drop, create, and take it out of the extension again.
     // SAFETY: a backend global, read in the backend's own thread
     let in_extension_script = unsafe { pgrx::pg_sys::creating_extension };
-    for spec in maintenance(&cat, &segs) {
+    // the row trigger's functions exist from 0.4.0 on (older upgrade scripts run with this library)
+    let row_triggers = Spi::get_one::<bool>("SELECT pg_catalog.to_regprocedure('kenbun._maintain_row()') IS NOT NULL")
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+    for spec in maintenance(&cat, &segs, row_triggers) {
         let tag = dollar_tag(&spec.body);
         if in_extension_script {
             ddl.push(format!("DROP FUNCTION IF EXISTS {}()", spec.function));
@@ -329,6 +337,23 @@ fn _rebuild_maintenance() {
                 literal(spec.table.name())
             ));
         }
+    }
+    // row-only segments: the row trigger and its statement-level flush
+    for f in fast_maintenance(&cat, &segs).into_iter().filter(|_| row_triggers) {
+        let Some(b) = cat.binding(f.table) else { continue };
+        let table = b.qualified();
+        let cols = f.update_of.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ");
+        let mut args = vec![literal(f.table.name()), literal(b.key.as_deref().unwrap_or_default())];
+        args.extend(f.segment_ids.iter().map(|id| literal(&id.to_string())));
+        ddl.push(format!(
+            "CREATE TRIGGER kenbun_maintain_row AFTER UPDATE OF {cols} ON {table} FOR EACH ROW EXECUTE FUNCTION kenbun._maintain_row({})",
+            args.join(", ")
+        ));
+        ddl.push(format!(
+            "CREATE TRIGGER kenbun_maintain_row_flush AFTER UPDATE OF {cols} ON {table} FOR EACH STATEMENT EXECUTE FUNCTION kenbun._maintain_row_flush({}, {})",
+            literal(f.table.name()),
+            literal(&f.key_type)
+        ));
     }
     Spi::connect_mut(|c| {
         for stmt in &ddl {
