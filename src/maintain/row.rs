@@ -61,6 +61,7 @@ struct Table {
     atts: Vec<Att>,
     key_att: i16,
     key_out: pg_sys::Oid,
+    key_type: String,
     /// The current version of a row by key, for the rows decided again at the flush.
     fetch: OwnedPreparedStatement,
 }
@@ -72,8 +73,15 @@ impl Drop for Table {
     }
 }
 
+/// A statement's decisions are written in batches of this many (instead of all at its end), so that
+/// the memory a bulk UPDATE needs does not grow with the number of membership changes; not while a
+/// key change is pending (a vacated key must not override a decision already written).
+const FLUSH_EVERY: usize = 10_000;
+
 struct Pending {
     xid: u32,
+    /// A key changed in this statement (no batch is written before its end).
+    key_changes: bool,
     /// Decisions, with the subtransaction and the kind they were made in.
     items: Vec<(pg_sys::SubTransactionId, Kind, Decision)>,
     /// Rows to decide again at the flush, from their current version (by key).
@@ -85,7 +93,7 @@ thread_local! {
     /// Bumped by the relcache callback when a bound table (or everything) is invalidated.
     static GENERATION: Cell<u64> = const { Cell::new(0) };
     static CALLBACKS: Cell<bool> = const { Cell::new(false) };
-    static PENDING: RefCell<Pending> = const { RefCell::new(Pending { xid: 0, items: Vec::new(), recheck: Vec::new() }) };
+    static PENDING: RefCell<Pending> = const { RefCell::new(Pending { xid: 0, key_changes: false, items: Vec::new(), recheck: Vec::new() }) };
     static APPLY: RefCell<HashMap<String, Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
     static OWNER: Cell<Option<pg_sys::Oid>> = const { Cell::new(None) };
 }
@@ -168,16 +176,20 @@ fn as_owner<R>(f: impl FnOnce() -> R) -> R {
         pg_sys::GetUserIdAndSecContext(&mut uid, &mut sec);
         let nest = pg_sys::NewGUCNestLevel();
         pg_sys::SetUserIdAndSecContext(owner, sec | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            c"pg_catalog, pg_temp".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            0,
-            false,
-        );
+        // as the generated functions: a fixed search_path, and generic plans (the array parameters
+        // would otherwise be planned again on every call)
+        for (name, value) in [(c"search_path", c"pg_catalog, pg_temp"), (c"plan_cache_mode", c"force_generic_plan")] {
+            pg_sys::set_config_option(
+                name.as_ptr(),
+                value.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                0,
+                false,
+            );
+        }
         Restore(uid, sec, nest)
     };
     f()
@@ -332,6 +344,7 @@ unsafe fn build(td: &pg_sys::TriggerData, args: &[String]) -> Table {
         atts,
         key_att,
         key_out,
+        key_type,
         fetch,
     }
 }
@@ -440,18 +453,32 @@ impl Table {
         }
         let (xid, subid) = (top_xid(), pg_sys::GetCurrentSubTransactionId());
         let push = |items: Vec<Decision>, recheck: Option<String>| {
-            PENDING.with(|p| {
+            let batch = PENDING.with(|p| {
                 let mut p = p.borrow_mut();
                 if p.xid != xid {
                     p.xid = xid;
+                    p.key_changes = false;
                     p.items.clear();
                     p.recheck.clear();
                 }
+                p.key_changes |= key_changed;
                 p.items.extend(items.into_iter().map(|d| (subid, self.kind, d)));
                 if let Some(k) = recheck {
                     p.recheck.push((subid, self.clone(), k));
                 }
-            })
+                // a full batch of this kind's decisions is written now
+                if p.items.len() >= FLUSH_EVERY && !p.key_changes {
+                    let (mine, rest): (Vec<_>, Vec<_>) =
+                        std::mem::take(&mut p.items).into_iter().partition(|i| i.1 == self.kind && i.0 >= subid);
+                    p.items = rest;
+                    mine
+                } else {
+                    vec![]
+                }
+            });
+            if !batch.is_empty() {
+                apply(self.kind, &self.key_type, batch.into_iter().map(|i| i.2).collect());
+            }
         };
         let key = self.key_text(new);
         // updated again later in this statement (a nested UPDATE, or deleted): the row's decisions
@@ -586,14 +613,22 @@ fn _maintain_row_flush<'a>(
     let kind = parse_kind(args.first().map(String::as_str).unwrap_or(""));
     let (items, recheck) = PENDING.with(|p| {
         let mut p = p.borrow_mut();
+        p.key_changes = false;
         if p.xid != xid {
             p.items.clear();
             p.recheck.clear();
             return (vec![], vec![]);
         }
-        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut p.items).into_iter().partition(|i| i.1 == kind);
+        // what was decided in this (sub)transaction or in the ones it contains; decisions of an
+        // enclosing statement in an outer subtransaction wait for that statement's end (written here,
+        // they would be lost if this subtransaction rolled back)
+        // SAFETY: plain backend state
+        let subid = unsafe { pg_sys::GetCurrentSubTransactionId() };
+        let (mine, rest): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut p.items).into_iter().partition(|i| i.1 == kind && i.0 >= subid);
         p.items = rest;
-        let (again, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut p.recheck).into_iter().partition(|i| i.1.kind == kind);
+        let (again, rest): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut p.recheck).into_iter().partition(|i| i.1.kind == kind && i.0 >= subid);
         p.recheck = rest;
         (mine, again)
     });
@@ -604,9 +639,18 @@ fn _maintain_row_flush<'a>(
     for (_, table, key) in recheck {
         decisions.extend(table.recheck(&key));
     }
-    let changes = decide::net(decisions);
     let key_type = args.get(1).cloned().unwrap_or_else(|| "text".into());
-    let sql = fast_apply_sql(kind, &key_type);
+    apply(kind, &key_type, decisions);
+    Ok(None)
+}
+
+/// Writes decisions: membership rows, change log and NOTIFY, in one statement run as the owner.
+fn apply(kind: Kind, key_type: &str, decisions: Vec<Decision>) {
+    let changes = decide::net(decisions);
+    if changes.is_empty() {
+        return;
+    }
+    let sql = fast_apply_sql(kind, key_type);
     let n = changes.len();
     let kinds = vec![kind.name().to_string(); n];
     let (mut sids, mut mids, mut what) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
@@ -644,5 +688,4 @@ fn _maintain_row_flush<'a>(
         })
         .unwrap_or_else(|e| fail(format!("kenbun row trigger: applying membership changes: {e}")));
     });
-    Ok(None)
 }

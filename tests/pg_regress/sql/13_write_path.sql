@@ -101,6 +101,24 @@ SELECT * FROM drift();
 DROP TRIGGER a_vanish ON leads;
 SELECT advance();
 
+-- a nested UPDATE in a subtransaction that rolls back: its decisions go, the outer statement's stay
+CREATE FUNCTION risky() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  BEGIN
+    UPDATE leads SET score = 0, country = 'FR' WHERE id = NEW.id + 1;
+    RAISE EXCEPTION 'undo';
+  EXCEPTION WHEN raise_exception THEN NULL;
+  END;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER z_risky AFTER UPDATE ON leads FOR EACH ROW WHEN (NEW.note = 'risky') EXECUTE FUNCTION risky();
+UPDATE leads SET country = CASE WHEN country = 'US' THEN 'DE' ELSE 'US' END, score = 95, note = 'risky' WHERE id IN (1, 3);
+SELECT id, country, score FROM leads WHERE id BETWEEN 1 AND 4 ORDER BY id;
+SELECT * FROM changes();
+SELECT * FROM drift();
+DROP TRIGGER z_risky ON leads;
+SELECT advance();
+
 -- 5. a bulk UPDATE: decided row by row, written in one statement
 UPDATE leads SET score = (score + 37) % 100, country = CASE WHEN country = 'US' THEN 'DE' ELSE 'US' END;
 SELECT count(*) > 0 AS logged FROM changes();
