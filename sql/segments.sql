@@ -592,7 +592,7 @@ BEGIN
             USING ERRCODE = '2BP01', HINT = 'delete those segments first';
     END IF;
     FOR t IN SELECT g.tgname FROM pg_catalog.pg_trigger g
-              WHERE g.tgrelid = tbl AND (g.tgname LIKE 'kenbun\_maintain\_%' OR g.tgname LIKE 'kenbun\_capture\_%') LOOP
+              WHERE g.tgrelid = tbl AND (g.tgname LIKE 'kenbun\_maintain\_%' OR g.tgname LIKE 'kenbun\_capture%') LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', t, tbl);
     END LOOP;
     -- and what kenbun generated for the kind: its trigger functions, and (no segment of the kind is

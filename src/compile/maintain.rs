@@ -13,7 +13,7 @@
 //!    notify.
 use super::catalog::{Binding, Catalog, Kind};
 use super::sql::{ident, literal};
-use super::{class_of, root_alias, Class};
+use super::{class_of, root_alias, Class, Filter};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Advisory lock class ids (first argument of `pg_advisory_xact_lock(int, int)`).
@@ -39,6 +39,23 @@ pub struct SegmentPlan {
 }
 
 impl SegmentPlan {
+    /// A segment as stored: `reads` is kenbun.segments.reads, `[[kind, column], …]` with
+    /// `[kind, column, "sibling"]` for what is read of a lead's siblings.
+    pub fn from_stored(id: i64, kind: Kind, sql: String, reads: &serde_json::Value) -> SegmentPlan {
+        let pairs = |sibling: bool| -> BTreeSet<(Kind, String)> {
+            reads
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter(|p| !sibling || p.get(2).and_then(|x| x.as_str()) == Some("sibling"))
+                        .filter_map(|p| Some((Kind::from_name(p.get(0)?.as_str()?)?, p.get(1)?.as_str()?.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        SegmentPlan { id, kind, sql, reads: pairs(false), sibling_reads: pairs(true) }
+    }
+
     /// The rule reads nothing but the member's own row (no account, event, sibling or other-table
     /// condition, directly or through a referenced segment, which is inlined): an UPDATE of that row
     /// can be decided from the row alone, so the row trigger evaluates it (`fast_maintenance`) and the
@@ -90,6 +107,36 @@ pub fn fast_maintenance(cat: &Catalog, segs: &[SegmentPlan]) -> Vec<FastSpec> {
 pub fn fast_eval_sql(table: &str, kind: Kind, rules: &[String]) -> String {
     let list = rules.iter().map(|r| format!("(({r}) IS TRUE)")).collect::<Vec<_>>().join(", ");
     format!("SELECT {list} FROM {table} AS {}", root_alias(kind))
+}
+
+/// What the capture trigger of a table (`_capture_row`) needs to know of a segment the statement-level
+/// UPDATE function maintains.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CapturePlan {
+    pub id: i64,
+    /// Columns of the table whose change can affect the segment's own members (as `affected`).
+    pub own: Vec<String>,
+    /// Columns whose change can affect the other leads of the changed leads' accounts.
+    pub sibling: Vec<String>,
+    /// The segment reads the table only through these row conditions, each evaluable on the row:
+    /// a change that leaves every one of them as it was (and the row's keys as they were) cannot
+    /// change its membership. None: decide by the columns alone.
+    pub filters: Option<Vec<Filter>>,
+}
+
+/// The capture plan of segment `s` for UPDATEs of `table`; `filters` are its compiled rule's.
+pub fn capture_plan(cat: &Catalog, s: &SegmentPlan, filters: &[Filter], table: Kind) -> CapturePlan {
+    let cols = |x: Option<Option<Vec<String>>>| x.map(|c| c.unwrap_or_default()).unwrap_or_default();
+    let own = cols(affected(s, table, TrigOp::Update, cat));
+    let sibling = cols(sibling_affected(s, table, TrigOp::Update, cat));
+    let on_table: Vec<Filter> = filters.iter().filter(|f| f.table == table).cloned().collect();
+    let filters = (s.kind != table && !on_table.is_empty() && on_table.iter().all(|f| f.row_only)).then_some(on_table);
+    CapturePlan { id: s.id, own, sibling, filters }
+}
+
+/// One filter as a query whose target list the capture trigger compiles (`table` qualified and quoted).
+pub fn filter_eval_sql(table: &str, f: &Filter) -> String {
+    format!("SELECT (({}) IS TRUE) FROM {table} AS {}", f.sql, f.alias)
 }
 
 /// The current version of one row (key as text, `$1`) as a whole-row value, for a row the row trigger
@@ -150,6 +197,9 @@ pub struct TriggerSpec {
     pub capture: Vec<(String, usize, bool)>,
     /// For UPDATE: the key's and (leads) the account key's SQL types, for the capture triggers.
     pub key_types: (String, Option<(String, String)>),
+    /// For UPDATE with row triggers: the segments the one capture trigger decides for (`_capture_row`,
+    /// which replaces the per-column capture triggers); empty otherwise.
+    pub capture_ids: Vec<i64>,
 }
 
 pub fn function_name(table: Kind, op: TrigOp) -> String {
@@ -212,7 +262,7 @@ pub fn maintenance(cat: &Catalog, segs: &[SegmentPlan], row_triggers: bool) -> V
         };
         for op in [TrigOp::Insert, TrigOp::Update, TrigOp::Delete] {
             let update = op == TrigOp::Update;
-            let body = trigger_body(cat, if update { &slow } else { segs }, table, op);
+            let body = trigger_body(cat, if update { &slow } else { segs }, table, op, row_triggers);
             // nothing to do on UPDATE: no statement trigger, no capture triggers
             let update = update && body != nothing_body(table, op);
             out.push(TriggerSpec {
@@ -221,7 +271,7 @@ pub fn maintenance(cat: &Catalog, segs: &[SegmentPlan], row_triggers: bool) -> V
                 function: function_name(table, op),
                 body,
                 update_of: if update { cols.clone() } else { vec![] },
-                capture: if update {
+                capture: if update && !row_triggers {
                     cols.iter()
                         .enumerate()
                         .map(|(i, c)| {
@@ -238,6 +288,17 @@ pub fn maintenance(cat: &Catalog, segs: &[SegmentPlan], row_triggers: bool) -> V
                     vec![]
                 },
                 key_types: (key_type.clone(), acc.clone()),
+                capture_ids: if update && row_triggers {
+                    let mut ids: Vec<i64> = slow
+                        .iter()
+                        .filter(|s| affected(s, table, op, cat).is_some() || sibling_affected(s, table, op, cat).is_some())
+                        .map(|s| s.id)
+                        .collect();
+                    ids.dedup();
+                    ids
+                } else {
+                    vec![]
+                },
             });
         }
     }
@@ -256,6 +317,15 @@ pub fn dollar_tag(body: &str) -> String {
         })
         .find(|t| !body.contains(t.as_str()))
         .unwrap()
+}
+
+/// The changed rows of an UPDATE as the capture trigger recorded them, with the segments they can affect.
+fn return_pending_rows(sel: &[String], table: Kind) -> String {
+    format!(
+        "SELECT {} FROM kenbun._pending_rows({}) AS p",
+        sel.join(", "),
+        literal(table.name())
+    )
 }
 
 /// Is a lead segment `s` affected through the siblings of the changed leads by `op` on `table`, and if
@@ -329,7 +399,11 @@ fn nothing_body(table: Kind, op: TrigOp) -> String {
     }
 }
 
-fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) -> String {
+/// With `row_triggers` (0.4.0), an UPDATE's changed rows come from the one capture trigger, which
+/// lists for each row the segments it can affect (`_pending_rows`: ids, negative for the sibling
+/// path), instead of the columns that changed (`_pending`).
+fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp, row_triggers: bool) -> String {
+    let by_segment = row_triggers && op == TrigOp::Update;
     let nothing = nothing_body(table, op);
     let Some(tb) = cat.binding(table) else { return nothing };
     let leads = cat.binding(Kind::Lead);
@@ -376,16 +450,21 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
                 sel.push(format!("p.a_new::{at} AS a_new"));
                 sel.push(format!("p.a_old::{at} AS a_old"));
             }
-            for (i, f) in flag_name.values().enumerate() {
-                sel.push(format!(
-                    "(p.k_new IS DISTINCT FROM p.k_old OR {i} = ANY (p.cols)) AS {f}"
-                ));
+            if by_segment {
+                sel.push("p.segs AS s".to_string());
+                return_pending_rows(&sel, table)
+            } else {
+                for (i, f) in flag_name.values().enumerate() {
+                    sel.push(format!(
+                        "(p.k_new IS DISTINCT FROM p.k_old OR {i} = ANY (p.cols)) AS {f}"
+                    ));
+                }
+                format!(
+                    "SELECT {} FROM kenbun._pending({}) AS p",
+                    sel.join(", "),
+                    literal(table.name())
+                )
             }
-            format!(
-                "SELECT {} FROM kenbun._pending({}) AS p",
-                sel.join(", "),
-                literal(table.name())
-            )
         }
         _ => {
             let (alias, tt) = if op == TrigOp::Insert {
@@ -463,6 +542,17 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp) ->
     let mut has_account_unit = false;
     for ((kind, c, via), segs) in &groups {
         let Some(b) = cat.binding(*kind) else { continue };
+        // the capture trigger names the segments each changed row can affect
+        let by_ids = if by_segment {
+            let sign = if *via == Via::Sibling { -1 } else { 1 };
+            format!(
+                "(ch.s && '{{{}}}'::bigint[])",
+                segs.iter().map(|s| (sign * s.id).to_string()).collect::<Vec<_>>().join(",")
+            )
+        } else {
+            String::new()
+        };
+        let c = if by_segment { &by_ids } else { c };
         let (members, mcol) = members_table(*kind);
         let alias = root_alias(*kind);
         let bkey = ident(b.key.as_deref().unwrap_or_default());

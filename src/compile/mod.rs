@@ -31,6 +31,24 @@ pub struct Compiled {
     pub sibling_reads: BTreeSet<(Kind, String)>,
     /// Saved segments used, directly or through other segments.
     pub segments: BTreeSet<String>,
+    /// The conditions on the rows of other tables the rule reads through subqueries
+    /// (`{"account": …}`, `{"event": …}`, `{"leads": …}`), one per subquery.
+    pub filters: Vec<Filter>,
+}
+
+/// What a subquery of a rule asks of each row of the table it reads (besides the join to the
+/// member): the rule's result depends on that table only through the set of rows for which this is
+/// true. A change to such a row that leaves it false before and after, or true before and after
+/// (with the same join key), cannot change the rule's result for any member.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    pub table: Kind,
+    /// The alias the row has in `sql` (the subquery's alias).
+    pub alias: String,
+    /// A boolean expression over the row; NULL counts as false.
+    pub sql: String,
+    /// `sql` reads only that row (no nested subquery): it can be evaluated on a changed row.
+    pub row_only: bool,
 }
 
 impl Compiled {
@@ -772,9 +790,11 @@ impl<'a> Cx<'a> {
         let key = acc.key.clone().unwrap_or_default();
         self.out.reads.insert((Kind::Account, key.clone()));
         self.in_account += 1;
+        let n = self.n;
         let body = self.expr(inner, Kind::Account, &a);
         self.in_account -= 1;
         let body = body?;
+        self.out.filters.push(Filter { table: Kind::Account, alias: a.clone(), sql: body.clone(), row_only: self.n == n });
         Ok(format!(
             "EXISTS (SELECT 1 FROM {} AS {a} WHERE {a}.{} = {alias}.{} AND {body})",
             acc.qualified(),
@@ -805,7 +825,9 @@ impl<'a> Cx<'a> {
         self.out.reads.insert((Kind::Lead, lead_key.clone()));
         let ev_lead = ev.lead_key.clone().unwrap_or_default();
         self.out.reads.insert((Kind::Event, ev_lead.clone()));
-        let mut conds = vec![format!("{x}.{} = {alias}.{}", ident(&ev_lead), ident(&lead_key))];
+        let join = format!("{x}.{} = {alias}.{}", ident(&ev_lead), ident(&lead_key));
+        let n = self.n;
+        let mut conds = vec![];
         if !e.types.is_empty() {
             let tc = ev.type_column.clone().unwrap_or_default();
             let f = FieldCond {
@@ -829,6 +851,8 @@ impl<'a> Cx<'a> {
         if let Some(fr) = &e.filter {
             conds.push(self.expr(fr, Kind::Event, &x)?);
         }
+        self.push_filter(Kind::Event, &x, &conds, n);
+        conds.insert(0, join);
         Ok(count_sql(&ev.qualified(), &x, &conds.join(" AND "), e.count))
     }
 
@@ -890,16 +914,26 @@ impl<'a> Cx<'a> {
         self.out.reads.insert((Kind::Account, key.clone()));
         self.out.reads.insert((Kind::Lead, acc_key.clone()));
         let x = self.alias(Kind::Lead);
-        let mut conds = vec![format!("{x}.{} = {alias}.{}", ident(&acc_key), ident(&key))];
+        let n = self.n;
+        let mut conds = vec![];
         if let Some(fr) = &l.filter {
             conds.push(self.expr(fr, Kind::Lead, &x)?);
         }
+        self.push_filter(Kind::Lead, &x, &conds, n);
+        conds.insert(0, format!("{x}.{} = {alias}.{}", ident(&acc_key), ident(&key)));
         if let Some(outer) = outer {
             let inner = std::mem::replace(&mut self.out.reads, outer);
             self.out.sibling_reads.extend(inner.iter().cloned());
             self.out.reads.extend(inner);
         }
         Ok(count_sql(&leads.qualified(), &x, &conds.join(" AND "), l.count))
+    }
+
+    /// Records a subquery's conditions on its rows (`n`: the alias counter before they were compiled,
+    /// so that a nested subquery shows).
+    fn push_filter(&mut self, table: Kind, alias: &str, conds: &[String], n: usize) {
+        let sql = if conds.is_empty() { "true".to_string() } else { conds.join(" AND ") };
+        self.out.filters.push(Filter { table, alias: alias.to_string(), sql, row_only: self.n == n });
     }
 
     fn segment(&mut self, name: &str, path: &str, kind: Kind, alias: &str) -> Result<String> {

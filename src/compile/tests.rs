@@ -546,6 +546,66 @@ mod maintenance {
     }
 
     #[test]
+    fn filters_record_what_subqueries_ask_of_each_row() {
+        let c = cat();
+        let hot = compile(
+            &Rule::parse_text(r#"{"leads":{"where":{"field":"score","op":"gt","value":50},"count":{"op":"gte","value":2}}}"#).unwrap(),
+            Kind::Account,
+            &c,
+        )
+        .unwrap();
+        assert_eq!(hot.filters.len(), 1);
+        let f = &hot.filters[0];
+        assert_eq!((f.table, f.row_only), (Kind::Lead, true));
+        // the join to the account is not part of the filter, the condition is
+        assert!(f.sql.contains("\"score\"") && !f.sql.contains("account_id"), "{}", f.sql);
+        // leads with events: the lead filter reads another table, the event filter does not
+        let nested = compile(
+            &Rule::parse_text(r#"{"leads":{"where":{"event":{"type":"demo","within":"7 days"}}}}"#).unwrap(),
+            Kind::Account,
+            &c,
+        )
+        .unwrap();
+        let lead_f = nested.filters.iter().find(|f| f.table == Kind::Lead).unwrap();
+        let ev_f = nested.filters.iter().find(|f| f.table == Kind::Event).unwrap();
+        assert!(!lead_f.row_only && ev_f.row_only, "{:?}", nested.filters);
+        assert!(ev_f.sql.contains("'demo'") && ev_f.sql.contains("now()"), "{}", ev_f.sql);
+        // an event condition with nothing but the join: every event of the lead counts
+        let any = compile(&Rule::parse_text(r#"{"event":{}}"#).unwrap(), Kind::Lead, &c).unwrap();
+        assert_eq!(any.filters[0].sql, "true");
+    }
+
+    #[test]
+    fn capture_plans_use_filters_only_for_other_tables() {
+        let c = cat();
+        let comp = |rule: &str, kind: Kind| compile(&Rule::parse_text(rule).unwrap(), kind, &c).unwrap();
+        let acc = plan(3, Kind::Account, r#"{"leads":{"where":{"field":"vip","op":"eq","value":true},"count":{"op":"gte","value":2}}}"#);
+        let cp = capture_plan(&c, &acc, &comp(r#"{"leads":{"where":{"field":"vip","op":"eq","value":true},"count":{"op":"gte","value":2}}}"#, Kind::Account).filters, Kind::Lead);
+        assert_eq!(cp.own, vec!["account_id".to_string(), "vip".to_string()]);
+        assert!(cp.sibling.is_empty());
+        assert_eq!(cp.filters.as_ref().map(|f| f.len()), Some(1));
+        // a lead segment reading its own row and events: the lead table by columns, events by filter
+        let rule = r#"{"all":[{"field":"score","op":"gt","value":50},{"event":{"type":"demo"}}]}"#;
+        let mixed = plan(6, Kind::Lead, rule);
+        let f = comp(rule, Kind::Lead).filters;
+        assert!(capture_plan(&c, &mixed, &f, Kind::Lead).filters.is_none());
+        assert!(capture_plan(&c, &mixed, &f, Kind::Event).filters.is_some());
+        // siblings: what the other leads' condition reads, and the account key
+        let team_rule = r#"{"account":{"leads":{"where":{"field":"score","op":"gt","value":50},"count":{"op":"gte","value":2}}}}"#;
+        let team = plan(7, Kind::Lead, team_rule);
+        let cp = capture_plan(&c, &team, &comp(team_rule, Kind::Lead).filters, Kind::Lead);
+        assert!(cp.sibling.contains(&"score".to_string()) && cp.sibling.contains(&"account_id".to_string()), "{cp:?}");
+        assert!(cp.filters.is_none());
+        // the generated UPDATE function asks the capture trigger which segments a row affects
+        let specs = maintenance(&c, &[acc, team], true);
+        let upd = specs.iter().find(|s| s.table == Kind::Lead && s.op == TrigOp::Update).unwrap();
+        assert_eq!(upd.capture_ids, vec![3, 7]);
+        assert!(upd.capture.is_empty());
+        assert!(upd.body.contains("FROM kenbun._pending_rows('lead') AS p"), "{}", upd.body);
+        assert!(upd.body.contains("(ch.s && '{3}'::bigint[])") && upd.body.contains("(ch.s && '{-7}'::bigint[])"), "{}", upd.body);
+    }
+
+    #[test]
     fn dollar_tag_never_occurs_in_the_body() {
         assert_eq!(dollar_tag("x"), "$kenbun$");
         assert_eq!(dollar_tag("a $kenbun$ b"), "$kenbun1$");

@@ -1,5 +1,6 @@
 //! The pgrx side of saved segments: compiling a segment for the catalog trigger and installing the
 //! generated maintenance triggers on the bound tables.
+mod capture;
 mod decide;
 mod row;
 
@@ -128,6 +129,9 @@ fn _pending(
 #[pg_extern(volatile)]
 fn _pending_clear(kind: &str) {
     PENDING.with(|p| p.borrow_mut().rows.retain(|r| r.table != kind));
+    if let Some(k) = Kind::from_name(kind) {
+        capture::clear(k);
+    }
 }
 
 extension_sql_file!(
@@ -195,7 +199,7 @@ fn kenbun_triggers() -> Vec<(String, String)> {
         let rows = c.select(
             "SELECT t.tgname::text, t.tgrelid::regclass::text FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
               WHERE p.pronamespace = 'kenbun'::regnamespace AND NOT t.tgisinternal
-                AND (t.tgname LIKE 'kenbun\\_capture\\_%' OR t.tgname LIKE 'kenbun\\_maintain\\_%')
+                AND (t.tgname LIKE 'kenbun\\_capture%' OR t.tgname LIKE 'kenbun\\_maintain\\_%')
               ORDER BY t.tgrelid, t.tgname",
             None,
             &[],
@@ -211,43 +215,36 @@ fn kenbun_triggers() -> Vec<(String, String)> {
     .unwrap_or_default()
 }
 
+/// The active, compiled segments (those with the given ids), with their rules' text, in id order.
+pub(crate) fn stored_segments(ids: Option<&[i64]>) -> Vec<(SegmentPlan, String)> {
+    Spi::connect(|c| {
+        let mut out = vec![];
+        let rows = c.select(
+            "SELECT id, kind, compiled_sql, reads, rule::text FROM kenbun.segments WHERE active AND compiled_sql IS NOT NULL AND ($1::bigint[] IS NULL OR id = ANY ($1)) ORDER BY id",
+            None,
+            &[ids.map(|i| i.to_vec()).into()],
+        )?;
+        for r in rows {
+            let reads: JsonB = r.get(4)?.unwrap_or(JsonB(json!([])));
+            let plan = SegmentPlan::from_stored(
+                r.get::<i64>(1)?.unwrap_or_default(),
+                kind_of(&r.get::<String>(2)?.unwrap_or_default()),
+                r.get::<String>(3)?.unwrap_or_default(),
+                &reads.0,
+            );
+            out.push((plan, r.get::<String>(5)?.unwrap_or_default()));
+        }
+        Ok::<_, pgrx::spi::SpiError>(out)
+    })
+    .unwrap_or_else(|e| raise(KenbunError::new(SqlState::ObjectNotInPrerequisiteState, format!("reading segments: {e}"))))
+}
+
 /// Regenerates the maintenance functions and triggers of every bound table from the active segments.
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
 fn _rebuild_maintenance() {
     let cat = load_catalog();
-    let segs: Vec<SegmentPlan> = Spi::connect(|c| {
-        let mut out = vec![];
-        let rows = c.select(
-            "SELECT id, kind, compiled_sql, reads FROM kenbun.segments WHERE active AND compiled_sql IS NOT NULL ORDER BY id",
-            None,
-            &[],
-        )?;
-        for r in rows {
-            let reads: JsonB = r.get(4)?.unwrap_or(JsonB(json!([])));
-            let pairs = |sibling: bool| -> std::collections::BTreeSet<(Kind, String)> {
-                reads
-                    .0
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter(|p| !sibling || p.get(2).and_then(|x| x.as_str()) == Some("sibling"))
-                            .filter_map(|p| Some((Kind::from_name(p.get(0)?.as_str()?)?, p.get(1)?.as_str()?.to_string())))
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            };
-            out.push(SegmentPlan {
-                id: r.get::<i64>(1)?.unwrap_or_default(),
-                kind: kind_of(&r.get::<String>(2)?.unwrap_or_default()),
-                sql: r.get::<String>(3)?.unwrap_or_default(),
-                reads: pairs(false),
-                sibling_reads: pairs(true),
-            });
-        }
-        Ok::<_, pgrx::spi::SpiError>(out)
-    })
-    .unwrap_or_else(|e| raise(KenbunError::new(SqlState::ObjectNotInPrerequisiteState, format!("reading segments: {e}"))));
+    let segs: Vec<SegmentPlan> = stored_segments(None).into_iter().map(|(p, _)| p).collect();
     let mut ddl = vec![];
     // drop what is there, then create what the segments need
     for (t, table) in kenbun_triggers() {
@@ -306,6 +303,17 @@ fn _rebuild_maintenance() {
                     _ => cat.binding(spec.table).and_then(|b| b.key.clone()),
                 }
                 .unwrap_or_default();
+                if !spec.capture_ids.is_empty() {
+                    // one capture trigger that names the segments each changed row can affect
+                    let acc_col = acc.as_ref().map(|(c, _)| c.clone()).unwrap_or_default();
+                    let mut args = vec![literal(spec.table.name()), literal(&tkey), literal(&acc_col)];
+                    args.extend(spec.capture_ids.iter().map(|id| literal(&id.to_string())));
+                    ddl.push(format!(
+                        "CREATE TRIGGER kenbun_capture AFTER UPDATE OF {cols} ON {table} FOR EACH ROW EXECUTE FUNCTION kenbun._capture_row({})",
+                        args.join(", ")
+                    ));
+                    continue;
+                }
                 for (col, idx, as_text) in &spec.capture {
                     let c = ident(col);
                     let when = if *as_text {
@@ -370,7 +378,7 @@ fn _rebuild_maintenance() {
 }
 
 extension_sql!(
-    "ALTER FUNCTION kenbun._pending(text) ROWS 10;",
+    "ALTER FUNCTION kenbun._pending(text) ROWS 10;\nALTER FUNCTION kenbun._pending_rows(text) ROWS 10;",
     name = "pending_rows",
-    requires = [_pending]
+    requires = [_pending, capture::_pending_rows]
 );

@@ -34,17 +34,161 @@ use std::rc::Rc;
 
 struct Seg {
     id: i64,
-    state: *mut pg_sys::ExprState,
     /// Attribute numbers of the columns the rule reads.
     atts: Vec<i16>,
     time_dependent: bool,
 }
 
 /// A column compared between the old and the new row.
-struct Att {
-    num: i16,
-    byval: bool,
-    len: i16,
+pub(super) struct Att {
+    pub num: i16,
+    pub byval: bool,
+    pub len: i16,
+}
+
+/// Boolean expressions over the rows of one table, compiled once (PostgreSQL's parser, analyser and
+/// expression planner on generated SQL) and evaluated on a heap tuple without an executor.
+pub(super) struct Exprs {
+    cxt: pg_sys::MemoryContext,
+    slot: *mut pg_sys::TupleTableSlot,
+    econtext: *mut pg_sys::ExprContext,
+    states: Vec<*mut pg_sys::ExprState>,
+}
+
+impl Drop for Exprs {
+    fn drop(&mut self) {
+        // SAFETY: the context was created by `Exprs::compile` and nothing else points into it
+        unsafe { pg_sys::MemoryContextDelete(self.cxt) }
+    }
+}
+
+impl Exprs {
+    /// The target lists of `queries` (each `SELECT <booleans> FROM <table> AS <alias>`, over the
+    /// table whose rows have `tupdesc`), in order; analysed as the owner with a fixed search_path.
+    pub(super) unsafe fn compile(queries: &[String], tupdesc: pg_sys::TupleDesc) -> Exprs {
+        let cxt = pg_sys::AllocSetContextCreateInternal(
+            pg_sys::TopMemoryContext,
+            c"kenbun row maintenance".as_ptr(),
+            0,
+            8 * 1024,
+            8 * 1024 * 1024,
+        );
+        let prev = pg_sys::MemoryContextSwitchTo(cxt);
+        let mut guard = CxtGuard(cxt, prev);
+        let (slot, econtext, states) = as_owner(|| {
+            let mut states = vec![];
+            for sql in queries {
+                let csql = CString::new(sql.clone()).unwrap_or_else(|_| fail("kenbun row trigger: NUL in SQL".into()));
+                let raw = PgList::<pg_sys::RawStmt>::from_pg(pg_sys::raw_parser(csql.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT));
+                let stmt = raw.get_ptr(0).unwrap_or_else(|| fail("kenbun row trigger: empty statement".into()));
+                let q = pg_sys::parse_analyze_fixedparams(stmt, csql.as_ptr(), std::ptr::null(), 0, std::ptr::null_mut());
+                for te in PgList::<pg_sys::TargetEntry>::from_pg((*q).targetList).iter_ptr() {
+                    let e = pg_sys::expression_planner((*te).expr);
+                    states.push(pg_sys::ExecInitExpr(e, std::ptr::null_mut()));
+                }
+            }
+            let slot = pg_sys::MakeSingleTupleTableSlot(pg_sys::CreateTupleDescCopy(tupdesc), &pg_sys::TTSOpsHeapTuple);
+            let econtext = pg_sys::CreateStandaloneExprContext();
+            (*econtext).ecxt_scantuple = slot;
+            (slot, econtext, states)
+        });
+        pg_sys::MemoryContextSwitchTo(prev);
+        guard.0 = std::ptr::null_mut();
+        drop(guard);
+        Exprs { cxt, slot, econtext, states }
+    }
+
+    /// The descriptor of the rows the expressions read (a copy owned by the expressions).
+    pub(super) fn tupdesc(&self) -> pg_sys::TupleDesc {
+        // SAFETY: the slot lives as long as `self`
+        unsafe { (*self.slot).tts_tupleDescriptor }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    /// Evaluates the expressions `which` on `tuple` (NULL is false).
+    pub(super) unsafe fn eval(&self, tuple: pg_sys::HeapTuple, which: &[usize]) -> Vec<bool> {
+        pg_sys::ExecStoreHeapTuple(tuple, self.slot, false);
+        let out = which
+            .iter()
+            .map(|&i| {
+                let mut isnull = false;
+                let d = pg_sys::ExecEvalExprSwitchContext(self.states[i], self.econtext, &mut isnull);
+                !isnull && d.value() != 0
+            })
+            .collect();
+        pg_sys::MemoryContextReset((*self.econtext).ecxt_per_tuple_memory);
+        if let Some(clear) = (*(*self.slot).tts_ops).clear {
+            clear(self.slot);
+        }
+        out
+    }
+}
+
+/// A column's value in a row (None: NULL).
+pub(super) unsafe fn value(tuple: pg_sys::HeapTuple, att: i16, tupdesc: pg_sys::TupleDesc) -> Option<pg_sys::Datum> {
+    let mut isnull = false;
+    let d = pg_sys::heap_getattr(tuple, att as i32, tupdesc, &mut isnull);
+    (!isnull).then_some(d)
+}
+
+/// Whether a column holds the same bytes in both rows (a different representation of an equal
+/// value counts as a change: the rules are then evaluated, and decide the same).
+pub(super) unsafe fn same(old: pg_sys::HeapTuple, new: pg_sys::HeapTuple, a: &Att, tupdesc: pg_sys::TupleDesc) -> bool {
+    match (value(old, a.num, tupdesc), value(new, a.num, tupdesc)) {
+        (None, None) => true,
+        (Some(x), Some(y)) => {
+            if a.byval {
+                x == y
+            } else if a.len > 0 {
+                libc_memeq(x.cast_mut_ptr::<u8>(), y.cast_mut_ptr::<u8>(), a.len as usize)
+            } else if a.len == -1 {
+                let (px, py) = (x.cast_mut_ptr::<u8>(), y.cast_mut_ptr::<u8>());
+                let (sx, sy) = (varsize_any(px), varsize_any(py));
+                sx == sy && libc_memeq(px, py, sx)
+            } else {
+                false
+            }
+        }
+        _ => false,
+    }
+}
+
+/// A column's value as text (its type's output function), None for NULL.
+pub(super) unsafe fn text_of(tuple: pg_sys::HeapTuple, att: i16, out_fn: pg_sys::Oid, tupdesc: pg_sys::TupleDesc) -> Option<String> {
+    value(tuple, att, tupdesc).map(|d| {
+        let s = pg_sys::OidOutputFunctionCall(out_fn, d);
+        let out = CStr::from_ptr(s).to_string_lossy().into_owned();
+        pg_sys::pfree(s.cast());
+        out
+    })
+}
+
+/// The comparison data of the columns `nums` of a table.
+pub(super) unsafe fn atts_of(nums: impl IntoIterator<Item = i16>, tupdesc: pg_sys::TupleDesc) -> Vec<Att> {
+    nums.into_iter()
+        .map(|n| {
+            let a = &*(*tupdesc).attrs.as_ptr().add(n as usize - 1);
+            Att { num: n, byval: a.attbyval, len: a.attlen }
+        })
+        .collect()
+}
+
+/// The output function of a column's type.
+pub(super) unsafe fn output_fn(att: i16, tupdesc: pg_sys::TupleDesc) -> pg_sys::Oid {
+    let a = &*(*tupdesc).attrs.as_ptr().add(att as usize - 1);
+    let (mut out, mut varlena) = (pg_sys::InvalidOid, false);
+    pg_sys::getTypeOutputInfo(a.atttypid, &mut out, &mut varlena);
+    out
+}
+
+/// `schema.table`, quoted, of a relation.
+pub(super) unsafe fn qualified_name(rel: pg_sys::Relation) -> String {
+    let nsp = CStr::from_ptr(pg_sys::get_namespace_name((*(*rel).rd_rel).relnamespace)).to_string_lossy().into_owned();
+    let relname = CStr::from_ptr((*(*rel).rd_rel).relname.data.as_ptr()).to_string_lossy().into_owned();
+    format!("{}.{}", ident(&nsp), ident(&relname))
 }
 
 /// What one row trigger needs, built on its first call in a backend.
@@ -52,10 +196,9 @@ struct Table {
     generation: u64,
     relid: pg_sys::Oid,
     kind: Kind,
-    /// Owns the expression states, the slot and the expression context.
-    cxt: pg_sys::MemoryContext,
-    slot: *mut pg_sys::TupleTableSlot,
-    econtext: *mut pg_sys::ExprContext,
+    /// One expression per segment, in `segs` order.
+    exprs: Exprs,
+    tupdesc: pg_sys::TupleDesc,
     segs: Vec<Seg>,
     seg_atts: Vec<Vec<i16>>,
     atts: Vec<Att>,
@@ -64,13 +207,6 @@ struct Table {
     key_type: String,
     /// The current version of a row by key, for the rows decided again at the flush.
     fetch: OwnedPreparedStatement,
-}
-
-impl Drop for Table {
-    fn drop(&mut self) {
-        // SAFETY: the context was created by `build` and nothing else points into it
-        unsafe { pg_sys::MemoryContextDelete(self.cxt) }
-    }
 }
 
 /// A statement's decisions are written in batches of this many (instead of all at its end), so that
@@ -91,7 +227,7 @@ struct Pending {
 thread_local! {
     static TABLES: RefCell<HashMap<pg_sys::Oid, Rc<Table>>> = RefCell::new(HashMap::new());
     /// Bumped by the relcache callback when a bound table (or everything) is invalidated.
-    static GENERATION: Cell<u64> = const { Cell::new(0) };
+    pub(super) static GENERATION: Cell<u64> = const { Cell::new(0) };
     static CALLBACKS: Cell<bool> = const { Cell::new(false) };
     static PENDING: RefCell<Pending> = const { RefCell::new(Pending { xid: 0, key_changes: false, items: Vec::new(), recheck: Vec::new() }) };
     static APPLY: RefCell<HashMap<String, Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
@@ -128,7 +264,7 @@ unsafe extern "C-unwind" fn subxact_callback(
     }
 }
 
-fn register_callbacks() {
+pub(super) fn register_callbacks() {
     if !CALLBACKS.with(|c| c.replace(true)) {
         // SAFETY: plain registrations of backend-lifetime callbacks
         unsafe {
@@ -138,18 +274,18 @@ fn register_callbacks() {
     }
 }
 
-fn fail(msg: String) -> ! {
+pub(super) fn fail(msg: String) -> ! {
     raise(KenbunError::new(SqlState::ObjectNotInPrerequisiteState, msg))
 }
 
-fn top_xid() -> u32 {
+pub(super) fn top_xid() -> u32 {
     // SAFETY: called from a trigger of a writing statement, so the transaction has an xid
     unsafe { u32::from(pg_sys::GetTopTransactionId()) }
 }
 
 /// Runs `f` as the owner of kenbun's tables (as the SECURITY DEFINER trigger functions do) with
 /// `search_path = pg_catalog, pg_temp`; both are restored after, and by PostgreSQL on error.
-fn as_owner<R>(f: impl FnOnce() -> R) -> R {
+pub(super) fn as_owner<R>(f: impl FnOnce() -> R) -> R {
     let owner = OWNER.with(|o| o.get()).unwrap_or_else(|| {
         let o = Spi::get_one::<pg_sys::Oid>(
             "SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = 'kenbun.membership_changes'::pg_catalog.regclass",
@@ -211,7 +347,7 @@ impl Drop for CxtGuard {
     }
 }
 
-fn parse_kind(s: &str) -> Kind {
+pub(super) fn parse_kind(s: &str) -> Kind {
     Kind::from_name(s).unwrap_or_else(|| fail(format!("kenbun row trigger: invalid kind \"{s}\"")))
 }
 
@@ -271,26 +407,14 @@ unsafe fn build(td: &pg_sys::TriggerData, args: &[String]) -> Table {
             })
             .unwrap_or_default();
         all_atts.extend(atts.iter().copied());
-        segs.push(Seg { id: *id, state: std::ptr::null_mut(), atts, time_dependent: *td_ });
+        segs.push(Seg { id: *id, atts, time_dependent: *td_ });
     }
-    let att = |n: i16| &*(*tupdesc).attrs.as_ptr().add(n as usize - 1);
-    let atts: Vec<Att> = all_atts
-        .iter()
-        .map(|n| Att { num: *n, byval: att(*n).attbyval, len: att(*n).attlen })
-        .collect();
-    let (mut key_out, mut varlena) = (pg_sys::InvalidOid, false);
-    pg_sys::getTypeOutputInfo(att(key_att).atttypid, &mut key_out, &mut varlena);
-    let key_type = pgrx::pg_sys::format_type_be(att(key_att).atttypid);
+    let atts = atts_of(all_atts.iter().copied(), tupdesc);
+    let key_out = output_fn(key_att, tupdesc);
+    let key_type = pg_sys::format_type_be((*(*tupdesc).attrs.as_ptr().add(key_att as usize - 1)).atttypid);
     let key_type = CStr::from_ptr(key_type).to_string_lossy().into_owned();
-
-    let nsp = CStr::from_ptr(pg_sys::get_namespace_name((*(*rel).rd_rel).relnamespace)).to_string_lossy().into_owned();
-    let relname = CStr::from_ptr((*(*rel).rd_rel).relname.data.as_ptr()).to_string_lossy().into_owned();
-    let sql = fast_eval_sql(
-        &format!("{}.{}", ident(&nsp), ident(&relname)),
-        kind,
-        &rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>(),
-    );
-    let qualified = format!("{}.{}", ident(&nsp), ident(&relname));
+    let qualified = qualified_name(rel);
+    let sql = fast_eval_sql(&qualified, kind, &rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>());
     let fetch = as_owner(|| {
         Spi::connect(|c| {
             c.prepare(
@@ -301,44 +425,17 @@ unsafe fn build(td: &pg_sys::TriggerData, args: &[String]) -> Table {
         })
     })
     .unwrap_or_else(|e| fail(format!("kenbun row trigger: preparing the row fetch: {e}")));
-
-    let cxt = pg_sys::AllocSetContextCreateInternal(
-        pg_sys::TopMemoryContext,
-        c"kenbun row maintenance".as_ptr(),
-        0,
-        8 * 1024,
-        8 * 1024 * 1024,
-    );
-    let prev = pg_sys::MemoryContextSwitchTo(cxt);
-    let mut guard = CxtGuard(cxt, prev);
-    let (slot, econtext) = as_owner(|| {
-        let csql = CString::new(sql.clone()).unwrap_or_else(|_| fail("kenbun row trigger: NUL in SQL".into()));
-        let raw = PgList::<pg_sys::RawStmt>::from_pg(pg_sys::raw_parser(csql.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT));
-        let stmt = raw.get_ptr(0).unwrap_or_else(|| fail("kenbun row trigger: empty statement".into()));
-        let q = pg_sys::parse_analyze_fixedparams(stmt, csql.as_ptr(), std::ptr::null(), 0, std::ptr::null_mut());
-        let tl = PgList::<pg_sys::TargetEntry>::from_pg((*q).targetList);
-        if tl.len() != segs.len() {
-            fail(format!("kenbun row trigger: {} expressions for {} segments", tl.len(), segs.len()));
-        }
-        for (i, te) in tl.iter_ptr().enumerate() {
-            let e = pg_sys::expression_planner((*te).expr);
-            segs[i].state = pg_sys::ExecInitExpr(e, std::ptr::null_mut());
-        }
-        let slot = pg_sys::MakeSingleTupleTableSlot(pg_sys::CreateTupleDescCopy(tupdesc), &pg_sys::TTSOpsHeapTuple);
-        let econtext = pg_sys::CreateStandaloneExprContext();
-        (*econtext).ecxt_scantuple = slot;
-        (slot, econtext)
-    });
-    pg_sys::MemoryContextSwitchTo(prev);
-    guard.0 = std::ptr::null_mut();
-    drop(guard);
+    let exprs = Exprs::compile(&[sql], tupdesc);
+    if exprs.len() != segs.len() {
+        fail(format!("kenbun row trigger: {} expressions for {} segments", exprs.len(), segs.len()));
+    }
+    let own_desc = exprs.tupdesc();
     Table {
         generation: GENERATION.with(|g| g.get()),
         relid,
         kind,
-        cxt,
-        slot,
-        econtext,
+        exprs,
+        tupdesc: own_desc,
         seg_atts: segs.iter().map(|s| s.atts.clone()).collect(),
         segs,
         atts,
@@ -352,57 +449,11 @@ unsafe fn build(td: &pg_sys::TriggerData, args: &[String]) -> Table {
 impl Table {
     /// Evaluates the segments `which` on `tuple`.
     unsafe fn eval(&self, tuple: pg_sys::HeapTuple, which: &[usize]) -> Vec<bool> {
-        pg_sys::ExecStoreHeapTuple(tuple, self.slot, false);
-        let out = which
-            .iter()
-            .map(|&i| {
-                let mut isnull = false;
-                let d = pg_sys::ExecEvalExprSwitchContext(self.segs[i].state, self.econtext, &mut isnull);
-                !isnull && d.value() != 0
-            })
-            .collect();
-        pg_sys::MemoryContextReset((*self.econtext).ecxt_per_tuple_memory);
-        if let Some(clear) = (*(*self.slot).tts_ops).clear {
-            clear(self.slot);
-        }
-        out
-    }
-
-    unsafe fn value(&self, tuple: pg_sys::HeapTuple, att: i16) -> Option<pg_sys::Datum> {
-        let mut isnull = false;
-        let d = pg_sys::heap_getattr(tuple, att as i32, (*self.slot).tts_tupleDescriptor, &mut isnull);
-        (!isnull).then_some(d)
-    }
-
-    /// Whether a column holds the same bytes in both rows (a different representation of an equal
-    /// value counts as a change: the rules are then evaluated, and decide the same).
-    unsafe fn same(&self, old: pg_sys::HeapTuple, new: pg_sys::HeapTuple, a: &Att) -> bool {
-        match (self.value(old, a.num), self.value(new, a.num)) {
-            (None, None) => true,
-            (Some(x), Some(y)) => {
-                if a.byval {
-                    x == y
-                } else if a.len > 0 {
-                    libc_memeq(x.cast_mut_ptr::<u8>(), y.cast_mut_ptr::<u8>(), a.len as usize)
-                } else if a.len == -1 {
-                    let (px, py) = (x.cast_mut_ptr::<u8>(), y.cast_mut_ptr::<u8>());
-                    let (sx, sy) = (varsize_any(px), varsize_any(py));
-                    sx == sy && libc_memeq(px, py, sx)
-                } else {
-                    false
-                }
-            }
-            _ => false,
-        }
+        self.exprs.eval(tuple, which)
     }
 
     unsafe fn key_text(&self, tuple: pg_sys::HeapTuple) -> Option<String> {
-        self.value(tuple, self.key_att).map(|d| {
-            let s = pg_sys::OidOutputFunctionCall(self.key_out, d);
-            let out = CStr::from_ptr(s).to_string_lossy().into_owned();
-            pg_sys::pfree(s.cast());
-            out
-        })
+        text_of(tuple, self.key_att, self.key_out, self.tupdesc)
     }
 
     /// Decides every segment again for the current version of the row with key `key` (none: it
@@ -442,7 +493,7 @@ impl Table {
 
     /// One updated row: the memberships that change, added to the statement's pending decisions.
     unsafe fn row(self: &Rc<Self>, old: pg_sys::HeapTuple, new: pg_sys::HeapTuple) {
-        let changed: Vec<i16> = self.atts.iter().filter(|a| !self.same(old, new, a)).map(|a| a.num).collect();
+        let changed: Vec<i16> = self.atts.iter().filter(|a| !same(old, new, a, self.tupdesc)).map(|a| a.num).collect();
         if changed.is_empty() {
             return;
         }
