@@ -129,8 +129,11 @@ pub fn capture_plan(cat: &Catalog, s: &SegmentPlan, filters: &[Filter], table: K
     let cols = |x: Option<Option<Vec<String>>>| x.map(|c| c.unwrap_or_default()).unwrap_or_default();
     let own = cols(affected(s, table, TrigOp::Update, cat));
     let sibling = cols(sibling_affected(s, table, TrigOp::Update, cat));
+    // every condition the rule puts on rows of this table: on the member's own row outside
+    // subqueries, and in subqueries over the table (an account rule reaching accounts again through
+    // its leads, a lead rule counting its siblings); usable only if each reads nothing but the row
     let on_table: Vec<Filter> = filters.iter().filter(|f| f.table == table).cloned().collect();
-    let filters = (s.kind != table && !on_table.is_empty() && on_table.iter().all(|f| f.row_only)).then_some(on_table);
+    let filters = (on_table.iter().all(|f| f.row_only) && (s.kind == table || !on_table.is_empty())).then_some(on_table);
     CapturePlan { id: s.id, own, sibling, filters }
 }
 

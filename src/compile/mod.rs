@@ -49,6 +49,10 @@ pub struct Filter {
     pub sql: String,
     /// `sql` reads only that row (no nested subquery): it can be evaluated on a changed row.
     pub row_only: bool,
+    /// A condition on the member's own row outside any subquery (a field or level condition of the
+    /// rule itself): the rule is a function of these and of its subqueries, so a change of the row
+    /// that leaves all of them (and the row's keys) as they were leaves the rule's result as it was.
+    pub own: bool,
 }
 
 impl Compiled {
@@ -311,8 +315,17 @@ impl<'a> Cx<'a> {
                 Ok(format!("({})", parts.join(sep)))
             }
             Rule::Not(x) => Ok(negate(&self.expr(x, kind, alias)?)),
-            Rule::Field(f) => self.field(f, kind, alias),
-            Rule::Level(l) => self.level(l, kind, alias),
+            Rule::Field(_) | Rule::Level(_) => {
+                let sql = match r {
+                    Rule::Field(f) => self.field(f, kind, alias)?,
+                    Rule::Level(l) => self.level(l, kind, alias)?,
+                    _ => unreachable!(),
+                };
+                if kind == self.root && alias == root_alias(self.root) && !self.out.filters.iter().any(|f| f.own && f.sql == sql) {
+                    self.out.filters.push(Filter { table: kind, alias: alias.to_string(), sql: sql.clone(), row_only: true, own: true });
+                }
+                Ok(sql)
+            }
             Rule::Account(inner, path) => self.account(inner, path, kind, alias),
             Rule::Event(e) => self.event(e, kind, alias),
             Rule::Leads(l) => self.leads(l, kind, alias),
@@ -794,7 +807,7 @@ impl<'a> Cx<'a> {
         let body = self.expr(inner, Kind::Account, &a);
         self.in_account -= 1;
         let body = body?;
-        self.out.filters.push(Filter { table: Kind::Account, alias: a.clone(), sql: body.clone(), row_only: self.n == n });
+        self.out.filters.push(Filter { table: Kind::Account, alias: a.clone(), sql: body.clone(), row_only: self.n == n, own: false });
         Ok(format!(
             "EXISTS (SELECT 1 FROM {} AS {a} WHERE {a}.{} = {alias}.{} AND {body})",
             acc.qualified(),
@@ -933,7 +946,7 @@ impl<'a> Cx<'a> {
     /// so that a nested subquery shows).
     fn push_filter(&mut self, table: Kind, alias: &str, conds: &[String], n: usize) {
         let sql = if conds.is_empty() { "true".to_string() } else { conds.join(" AND ") };
-        self.out.filters.push(Filter { table, alias: alias.to_string(), sql, row_only: self.n == n });
+        self.out.filters.push(Filter { table, alias: alias.to_string(), sql, row_only: self.n == n, own: false });
     }
 
     fn segment(&mut self, name: &str, path: &str, kind: Kind, alias: &str) -> Result<String> {

@@ -556,6 +556,7 @@ mod maintenance {
         .unwrap();
         assert_eq!(hot.filters.len(), 1);
         let f = &hot.filters[0];
+        assert!(!f.own);
         assert_eq!((f.table, f.row_only), (Kind::Lead, true));
         // the join to the account is not part of the filter, the condition is
         assert!(f.sql.contains("\"score\"") && !f.sql.contains("account_id"), "{}", f.sql);
@@ -588,14 +589,24 @@ mod maintenance {
         let rule = r#"{"all":[{"field":"score","op":"gt","value":50},{"event":{"type":"demo"}}]}"#;
         let mixed = plan(6, Kind::Lead, rule);
         let f = comp(rule, Kind::Lead).filters;
-        assert!(capture_plan(&c, &mixed, &f, Kind::Lead).filters.is_none());
-        assert!(capture_plan(&c, &mixed, &f, Kind::Event).filters.is_some());
+        // a lead segment reading its own row and events: its own row through its field conditions,
+        // events through the event condition's filter
+        let own = capture_plan(&c, &mixed, &f, Kind::Lead).filters.unwrap();
+        assert_eq!(own.len(), 1);
+        assert!(own[0].own && own[0].sql.contains("\"score\""), "{own:?}");
+        assert!(capture_plan(&c, &mixed, &f, Kind::Event).filters.is_some_and(|f| f.len() == 1 && !f[0].own));
         // siblings: what the other leads' condition reads, and the account key
         let team_rule = r#"{"account":{"leads":{"where":{"field":"score","op":"gt","value":50},"count":{"op":"gte","value":2}}}}"#;
         let team = plan(7, Kind::Lead, team_rule);
         let cp = capture_plan(&c, &team, &comp(team_rule, Kind::Lead).filters, Kind::Lead);
         assert!(cp.sibling.contains(&"score".to_string()) && cp.sibling.contains(&"account_id".to_string()), "{cp:?}");
-        assert!(cp.filters.is_none());
+        // its own row: the siblings' condition (which also reads the lead itself) decides
+        assert_eq!(cp.filters.as_ref().map(|f| f.len()), Some(1));
+        // an account rule that reaches accounts again through its leads: that condition counts too
+        let again_rule = r#"{"leads":{"where":{"account":{"field":"industry","op":"eq","value":"SaaS"}}}}"#;
+        let again = plan(8, Kind::Account, again_rule);
+        let cp = capture_plan(&c, &again, &comp(again_rule, Kind::Account).filters, Kind::Account);
+        assert!(cp.filters.is_some_and(|f| f.len() == 1 && !f[0].own && f[0].sql.contains("industry")));
         // the generated UPDATE function asks the capture trigger which segments a row affects
         let specs = maintenance(&c, &[acc, team], true);
         let upd = specs.iter().find(|s| s.table == Kind::Lead && s.op == TrigOp::Update).unwrap();

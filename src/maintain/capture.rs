@@ -191,6 +191,7 @@ fn capture_for(trigger: &PgTrigger<'_>) -> Rc<Capture> {
     let args = trigger.extra_args().unwrap_or_default();
     // SAFETY: called from the trigger, whose relation is valid
     let c = Rc::new(unsafe { build(td, &args) });
+    super::row::watch(c.relid);
     CAPTURES.with(|t| {
         let mut t = t.borrow_mut();
         t.retain(|_, x| x.relid != c.relid && x.generation == c.generation);

@@ -228,6 +228,8 @@ thread_local! {
     static TABLES: RefCell<HashMap<pg_sys::Oid, Rc<Table>>> = RefCell::new(HashMap::new());
     /// Bumped by the relcache callback when a bound table (or everything) is invalidated.
     pub(super) static GENERATION: Cell<u64> = const { Cell::new(0) };
+    /// The tables whose compiled states (row and capture triggers) are cached.
+    static WATCHED: RefCell<std::collections::HashSet<pg_sys::Oid>> = RefCell::new(std::collections::HashSet::new());
     static CALLBACKS: Cell<bool> = const { Cell::new(false) };
     static PENDING: RefCell<Pending> = const { RefCell::new(Pending { xid: 0, key_changes: false, items: Vec::new(), recheck: Vec::new() }) };
     static APPLY: RefCell<HashMap<String, Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
@@ -237,8 +239,8 @@ thread_local! {
 #[pg_guard]
 unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
     let hit = relid == pg_sys::InvalidOid
-        || TABLES.with(|t| match t.try_borrow() {
-            Ok(t) => t.values().any(|x| x.relid == relid),
+        || WATCHED.with(|w| match w.try_borrow() {
+            Ok(w) => w.contains(&relid),
             Err(_) => true,
         });
     if hit {
@@ -262,6 +264,11 @@ unsafe extern "C-unwind" fn subxact_callback(
             }
         });
     }
+}
+
+/// Drops the cached states of every trigger when `relid` is invalidated (ALTER TABLE, a new trigger).
+pub(super) fn watch(relid: pg_sys::Oid) {
+    WATCHED.with(|w| w.borrow_mut().insert(relid));
 }
 
 pub(super) fn register_callbacks() {
@@ -628,6 +635,7 @@ fn table_for(trigger: &PgTrigger<'_>) -> Rc<Table> {
     let args = trigger.extra_args().unwrap_or_default();
     // SAFETY: called from the trigger, whose relation and tuples are valid
     let table = Rc::new(unsafe { build(td, &args) });
+    watch(table.relid);
     TABLES.with(|t| {
         let mut t = t.borrow_mut();
         // an entry of an older trigger on the same table, or of an older generation, is stale
