@@ -28,6 +28,10 @@ STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', '_pending_rows_wrapper';
 ALTER FUNCTION kenbun._pending_rows(text) ROWS 10;
 REVOKE ALL ON FUNCTION kenbun._pending_rows(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kenbun._pending_rows(text) TO kenbun_admin;
+CREATE FUNCTION kenbun."_pending_rows_exist"("kind" TEXT) RETURNS bool
+STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', '_pending_rows_exist_wrapper';
+REVOKE ALL ON FUNCTION kenbun._pending_rows_exist(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kenbun._pending_rows_exist(text) TO kenbun_admin;
 CREATE OR REPLACE FUNCTION kenbun.unbind(kind text)
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$

@@ -72,7 +72,7 @@ BEGIN
                      OR p.proname IN ('bind_leads', 'bind_accounts', 'bind_events', 'map_field', 'unmap_field',
                                       'define_levels', 'drop_levels', 'segment_copy', 'segment_refresh',
                                       'segment_repair', 'refresh_due', 'import_definitions', '_recompute_cascade',
-                                      '_segment_compile', '_pending', '_pending_clear', '_pending_rows'))
+                                      '_segment_compile', '_pending', '_pending_clear', '_pending_rows', '_pending_rows_exist'))
     LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
         EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO kenbun_admin', f);

@@ -700,6 +700,14 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp, ro
     let mut body = String::from(
         "DECLARE\n  kenbun_n bigint;\n  kenbun_rows bigint;\n  kenbun_u boolean[];\n  kenbun_kinds text[];\n  kenbun_sids bigint[];\n  kenbun_mids text[];\n  kenbun_changes text[];\n  kenbun_t_kinds text[];\n  kenbun_t_sids bigint[];\n  kenbun_t_mids text[];\n  kenbun_t_changes text[];\nBEGIN\n",
     );
+    // 0. an UPDATE whose rows the capture trigger found unable to affect any segment: nothing to do
+    //    (a plain expression, evaluated without the executor)
+    if by_segment {
+        body.push_str(&format!(
+            "  IF NOT kenbun._pending_rows_exist({}) THEN\n    RETURN NULL;\n  END IF;\n",
+            literal(table.name())
+        ));
+    }
     // 1. anchors: leads first, then accounts; each lock set is computed after the previous locks
     let lead_anchor_src = match table {
         Kind::Lead | Kind::Event => Some(keys_of("true", "k")),

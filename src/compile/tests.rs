@@ -613,6 +613,7 @@ mod maintenance {
         assert_eq!(upd.capture_ids, vec![3, 7]);
         assert!(upd.capture.is_empty());
         assert!(upd.body.contains("FROM kenbun._pending_rows('lead') AS p"), "{}", upd.body);
+        assert!(upd.body.starts_with("DECLARE") && upd.body.contains("BEGIN\n  IF NOT kenbun._pending_rows_exist('lead') THEN\n    RETURN NULL;"), "{}", upd.body);
         assert!(upd.body.contains("(ch.s && '{3}'::bigint[])") && upd.body.contains("(ch.s && '{-7}'::bigint[])"), "{}", upd.body);
     }
 

@@ -249,6 +249,18 @@ fn _pending_rows(
     TableIterator::new(grouped.into_iter().map(|((kn, ko, an, ao), s)| (kn, ko, an, ao, s.into_iter().collect())))
 }
 
+/// Whether `_capture_row` recorded any row of a table in this transaction (the statement-level UPDATE
+/// function returns at once when not).
+#[pg_extern(volatile)]
+fn _pending_rows_exist(kind: &str) -> bool {
+    let kind = parse_kind(kind);
+    let xid = top_xid();
+    CAPTURED.with(|c| {
+        let c = c.borrow();
+        c.xid == xid && c.rows.iter().any(|r| r.0 == kind)
+    })
+}
+
 /// Forgets what `_capture_row` recorded for a table (the statement-level function has processed it).
 pub(super) fn clear(kind: Kind) {
     CAPTURED.with(|c| c.borrow_mut().rows.retain(|r| r.0 != kind));
