@@ -19,9 +19,8 @@ CREATE TRIGGER catalog_touch AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ken
 CREATE TRIGGER catalog_touch AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON kenbun.segments
     FOR EACH STATEMENT EXECUTE FUNCTION kenbun._catalog_touch();
 
--- == UPDATEs are captured by one row trigger per table (kenbun_capture, kenbun._capture_row), which
--- names the segments each changed row can affect; unbind drops it with the other triggers.
-CREATE FUNCTION kenbun."_capture_row"() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', '_capture_row_wrapper';
+-- == UPDATEs are captured by the same row trigger (kenbun_maintain_row), which names the segments
+-- each changed row can affect (kenbun._pending_rows); unbind drops every kenbun trigger.
 CREATE FUNCTION kenbun."_pending_rows"("kind" TEXT)
 RETURNS TABLE ("k_new" TEXT, "k_old" TEXT, "a_new" TEXT, "a_old" TEXT, "segs" bigint[])
 STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', '_pending_rows_wrapper';

@@ -109,7 +109,7 @@ pub fn fast_eval_sql(table: &str, kind: Kind, rules: &[String]) -> String {
     format!("SELECT {list} FROM {table} AS {}", root_alias(kind))
 }
 
-/// What the capture trigger of a table (`_capture_row`) needs to know of a segment the statement-level
+/// What the capture of a table's UPDATEs (in `kenbun._maintain_row`) needs to know of a segment the statement-level
 /// UPDATE function maintains.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CapturePlan {
@@ -200,7 +200,7 @@ pub struct TriggerSpec {
     pub capture: Vec<(String, usize, bool)>,
     /// For UPDATE: the key's and (leads) the account key's SQL types, for the capture triggers.
     pub key_types: (String, Option<(String, String)>),
-    /// For UPDATE with row triggers: the segments the one capture trigger decides for (`_capture_row`,
+    /// For UPDATE with row triggers: the segments the row trigger captures rows for (`kenbun._maintain_row`,
     /// which replaces the per-column capture triggers); empty otherwise.
     pub capture_ids: Vec<i64>,
 }

@@ -8,10 +8,7 @@
 //! affected only when one of those conditions changes its value for the row (or a key changed):
 //! a score going from 60 to 61 does not change who counts as a hot lead, so no account is
 //! re-evaluated. The conditions are compiled once per backend, as in `row`.
-use super::row::{
-    as_owner, atts_of, fail, output_fn, parse_kind, qualified_name, register_callbacks, same, text_of,
-    top_xid, Att, Exprs, GENERATION,
-};
+use super::row::{as_owner, atts_of, fail, output_fn, parse_kind, qualified_name, same, text_of, top_xid, Att, Exprs};
 use super::stored_segments;
 use crate::compile::maintain::{capture_plan, filter_eval_sql};
 use crate::compile::{self, Kind};
@@ -19,9 +16,8 @@ use crate::rule::Rule;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
-use std::rc::Rc;
 
 struct Seg {
     id: i64,
@@ -31,9 +27,7 @@ struct Seg {
     filters: Option<Vec<usize>>,
 }
 
-struct Capture {
-    generation: u64,
-    relid: pg_sys::Oid,
+pub(super) struct Capture {
     kind: Kind,
     exprs: Exprs,
     tupdesc: pg_sys::TupleDesc,
@@ -54,7 +48,6 @@ struct Captured {
 }
 
 thread_local! {
-    static CAPTURES: RefCell<HashMap<pg_sys::Oid, Rc<Capture>>> = RefCell::new(HashMap::new());
     static CAPTURED: RefCell<Captured> = const { RefCell::new(Captured { xid: 0, rows: Vec::new() }) };
 }
 
@@ -63,23 +56,19 @@ unsafe fn attnum(relid: pg_sys::Oid, col: &str) -> i16 {
     pg_sys::get_attnum(relid, c.as_ptr())
 }
 
-/// Arguments: table kind, key column, account key column (or ''), segment ids.
-unsafe fn build(td: &pg_sys::TriggerData, args: &[String]) -> Capture {
-    let kind = parse_kind(args.first().map(String::as_str).unwrap_or(""));
-    let ids: Vec<i64> = args.iter().skip(3).filter_map(|a| a.parse().ok()).collect();
+/// The capture of a table's UPDATEs for the segments `ids`: key column, account key column (or '').
+pub(super) unsafe fn build(td: &pg_sys::TriggerData, kind: Kind, key_col: &str, acc_col: &str, ids: &[i64]) -> Capture {
+    let ids = ids.to_vec();
     let rel = td.tg_relation;
     let relid = (*rel).rd_id;
     let tupdesc = (*rel).rd_att;
     let (stored, cat) = as_owner(|| (stored_segments(Some(&ids)), crate::api::load_catalog()));
     let table = qualified_name(rel);
-    let key_att = attnum(relid, args.get(1).map(String::as_str).unwrap_or(""));
+    let key_att = attnum(relid, key_col);
     if key_att <= 0 {
         fail(format!("kenbun capture trigger on {}: key column not found", kind.name()));
     }
-    let acc_att = match args.get(2).map(String::as_str) {
-        Some(a) if !a.is_empty() => Some(attnum(relid, a)).filter(|n| *n > 0),
-        _ => None,
-    };
+    let acc_att = Some(acc_col).filter(|a| !a.is_empty()).map(|a| attnum(relid, a)).filter(|n| *n > 0);
     let mut queries = vec![];
     let mut segs = vec![];
     let mut all: BTreeSet<i16> = BTreeSet::from([key_att]);
@@ -110,8 +99,6 @@ unsafe fn build(td: &pg_sys::TriggerData, args: &[String]) -> Capture {
         fail(format!("kenbun capture trigger: {} expressions for {} filters", exprs.len(), queries.len()));
     }
     Capture {
-        generation: GENERATION.with(|g| g.get()),
-        relid,
         kind,
         tupdesc: exprs.tupdesc(),
         exprs,
@@ -123,7 +110,7 @@ unsafe fn build(td: &pg_sys::TriggerData, args: &[String]) -> Capture {
 }
 
 impl Capture {
-    unsafe fn row(&self, old: pg_sys::HeapTuple, new: pg_sys::HeapTuple) {
+    pub(super) unsafe fn row(&self, old: pg_sys::HeapTuple, new: pg_sys::HeapTuple) {
         let changed: Vec<i16> = self.atts.iter().filter(|a| !same(old, new, a, self.tupdesc)).map(|a| a.num).collect();
         if changed.is_empty() {
             return;
@@ -177,46 +164,7 @@ impl Capture {
     }
 }
 
-fn capture_for(trigger: &PgTrigger<'_>) -> Rc<Capture> {
-    register_callbacks();
-    let td = trigger.trigger_data();
-    // SAFETY: a row trigger's data points at its trigger
-    let tgoid = unsafe { (*td.tg_trigger).tgoid };
-    let generation = GENERATION.with(|g| g.get());
-    if let Some(t) = CAPTURES.with(|t| t.borrow().get(&tgoid).cloned()) {
-        if t.generation == generation {
-            return t;
-        }
-    }
-    let args = trigger.extra_args().unwrap_or_default();
-    // SAFETY: called from the trigger, whose relation is valid
-    let c = Rc::new(unsafe { build(td, &args) });
-    super::row::watch(c.relid);
-    CAPTURES.with(|t| {
-        let mut t = t.borrow_mut();
-        t.retain(|_, x| x.relid != c.relid && x.generation == c.generation);
-        t.insert(tgoid, c.clone());
-    });
-    c
-}
-
-/// AFTER UPDATE OF <columns> FOR EACH ROW on a bound table: records the row if it can affect a
-/// segment of the statement-level function.
-#[pg_trigger]
-fn _capture_row<'a>(
-    trigger: &'a PgTrigger<'a>,
-) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, pgrx::PgTriggerError> {
-    let td = trigger.trigger_data();
-    if td.tg_trigtuple.is_null() || td.tg_newtuple.is_null() {
-        return Ok(None);
-    }
-    let c = capture_for(trigger);
-    // SAFETY: the old and new tuples of an UPDATE row trigger of the relation the capture was built for
-    unsafe { c.row(td.tg_trigtuple, td.tg_newtuple) };
-    Ok(None)
-}
-
-/// The rows `_capture_row` recorded for a table in this transaction, one per (new key, old key, new
+/// The rows `kenbun._maintain_row` recorded for a table in this transaction, one per (new key, old key, new
 /// account, old account), with the segments they can affect.
 #[pg_extern(volatile)]
 fn _pending_rows(
@@ -249,7 +197,7 @@ fn _pending_rows(
     TableIterator::new(grouped.into_iter().map(|((kn, ko, an, ao), s)| (kn, ko, an, ao, s.into_iter().collect())))
 }
 
-/// Whether `_capture_row` recorded any row of a table in this transaction (the statement-level UPDATE
+/// Whether `kenbun._maintain_row` recorded any row of a table in this transaction (the statement-level UPDATE
 /// function returns at once when not).
 #[pg_extern(volatile)]
 fn _pending_rows_exist(kind: &str) -> bool {
@@ -261,7 +209,7 @@ fn _pending_rows_exist(kind: &str) -> bool {
     })
 }
 
-/// Forgets what `_capture_row` recorded for a table (the statement-level function has processed it).
+/// Forgets what `kenbun._maintain_row` recorded for a table (the statement-level function has processed it).
 pub(super) fn clear(kind: Kind) {
     CAPTURED.with(|c| c.borrow_mut().rows.retain(|r| r.0 != kind));
 }

@@ -246,6 +246,8 @@ fn _rebuild_maintenance() {
     let cat = load_catalog();
     let segs: Vec<SegmentPlan> = stored_segments(None).into_iter().map(|(p, _)| p).collect();
     let mut ddl = vec![];
+    // per table: (columns, key column, account key column, segment ids) of the UPDATE capture
+    let mut slow_parts: BTreeMap<Kind, (Vec<String>, String, String, Vec<i64>)> = BTreeMap::new();
     // drop what is there, then create what the segments need
     for (t, table) in kenbun_triggers() {
         ddl.push(format!("DROP TRIGGER {} ON {table}", ident(&t)));
@@ -304,14 +306,9 @@ fn _rebuild_maintenance() {
                 }
                 .unwrap_or_default();
                 if !spec.capture_ids.is_empty() {
-                    // one capture trigger that names the segments each changed row can affect
+                    // captured by the one row trigger of the table (below)
                     let acc_col = acc.as_ref().map(|(c, _)| c.clone()).unwrap_or_default();
-                    let mut args = vec![literal(spec.table.name()), literal(&tkey), literal(&acc_col)];
-                    args.extend(spec.capture_ids.iter().map(|id| literal(&id.to_string())));
-                    ddl.push(format!(
-                        "CREATE TRIGGER kenbun_capture AFTER UPDATE OF {cols} ON {table} FOR EACH ROW EXECUTE FUNCTION kenbun._capture_row({})",
-                        args.join(", ")
-                    ));
+                    slow_parts.insert(spec.table, (spec.update_of.clone(), tkey.clone(), acc_col, spec.capture_ids.clone()));
                     continue;
                 }
                 for (col, idx, as_text) in &spec.capture {
@@ -346,22 +343,46 @@ fn _rebuild_maintenance() {
             ));
         }
     }
-    // row-only segments: the row trigger and its statement-level flush
-    for f in fast_maintenance(&cat, &segs).into_iter().filter(|_| row_triggers) {
-        let Some(b) = cat.binding(f.table) else { continue };
+    // one row trigger per table for UPDATE: the row-only segments it decides (with their
+    // statement-level flush), and the capture for the statement-level function
+    let fast: BTreeMap<Kind, _> = fast_maintenance(&cat, &segs)
+        .into_iter()
+        .filter(|_| row_triggers)
+        .map(|f| (f.table, f))
+        .collect();
+    for kind in [Kind::Lead, Kind::Account, Kind::Event] {
+        let (f, slow) = (fast.get(&kind), slow_parts.get(&kind));
+        let Some(b) = cat.binding(kind) else { continue };
+        if f.is_none() && slow.is_none() {
+            continue;
+        }
         let table = b.qualified();
-        let cols = f.update_of.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ");
-        let mut args = vec![literal(f.table.name()), literal(b.key.as_deref().unwrap_or_default())];
-        args.extend(f.segment_ids.iter().map(|id| literal(&id.to_string())));
+        let mut cols: std::collections::BTreeSet<String> = f.map(|f| f.update_of.iter().cloned().collect()).unwrap_or_default();
+        if let Some((c, _, _, _)) = slow {
+            cols.extend(c.iter().cloned());
+        }
+        let cols = cols.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ");
+        let csv = |ids: &[i64]| ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+        let key = slow.map(|s| s.1.clone()).unwrap_or_else(|| b.key.clone().unwrap_or_default());
+        let args = [
+            literal(kind.name()),
+            literal(&key),
+            literal(slow.map(|s| s.2.as_str()).unwrap_or("")),
+            literal(&f.map(|f| csv(&f.segment_ids)).unwrap_or_default()),
+            literal(&slow.map(|s| csv(&s.3)).unwrap_or_default()),
+        ];
         ddl.push(format!(
             "CREATE TRIGGER kenbun_maintain_row AFTER UPDATE OF {cols} ON {table} FOR EACH ROW EXECUTE FUNCTION kenbun._maintain_row({})",
             args.join(", ")
         ));
-        ddl.push(format!(
-            "CREATE TRIGGER kenbun_maintain_row_flush AFTER UPDATE OF {cols} ON {table} FOR EACH STATEMENT EXECUTE FUNCTION kenbun._maintain_row_flush({}, {})",
-            literal(f.table.name()),
-            literal(&f.key_type)
-        ));
+        if let Some(f) = f {
+            ddl.push(format!(
+                "CREATE TRIGGER kenbun_maintain_row_flush AFTER UPDATE OF {} ON {table} FOR EACH STATEMENT EXECUTE FUNCTION kenbun._maintain_row_flush({}, {})",
+                f.update_of.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", "),
+                literal(kind.name()),
+                literal(&f.key_type)
+            ));
+        }
     }
     Spi::connect_mut(|c| {
         for stmt in &ddl {

@@ -193,7 +193,6 @@ pub(super) unsafe fn qualified_name(rel: pg_sys::Relation) -> String {
 
 /// What one row trigger needs, built on its first call in a backend.
 struct Table {
-    generation: u64,
     relid: pg_sys::Oid,
     kind: Kind,
     /// One expression per segment, in `segs` order.
@@ -225,7 +224,6 @@ struct Pending {
 }
 
 thread_local! {
-    static TABLES: RefCell<HashMap<pg_sys::Oid, Rc<Table>>> = RefCell::new(HashMap::new());
     /// Bumped by the relcache callback when a bound table (or everything) is invalidated.
     pub(super) static GENERATION: Cell<u64> = const { Cell::new(0) };
     /// The tables whose compiled states (row and capture triggers) are cached.
@@ -359,10 +357,9 @@ pub(super) fn parse_kind(s: &str) -> Kind {
 }
 
 /// Builds the cached state of a row trigger: arguments kind, key column, segment ids.
-unsafe fn build(td: &pg_sys::TriggerData, args: &[String]) -> Table {
-    let kind = parse_kind(args.first().map(String::as_str).unwrap_or(""));
-    let key_col = args.get(1).cloned().unwrap_or_default();
-    let ids: Vec<i64> = args.iter().skip(2).filter_map(|a| a.parse().ok()).collect();
+unsafe fn build(td: &pg_sys::TriggerData, kind: Kind, key_col: &str, ids: &[i64]) -> Table {
+    let key_col = key_col.to_string();
+    let ids = ids.to_vec();
     let rel = td.tg_relation;
     let relid = (*rel).rd_id;
     let tupdesc = (*rel).rd_att;
@@ -438,7 +435,6 @@ unsafe fn build(td: &pg_sys::TriggerData, args: &[String]) -> Table {
     }
     let own_desc = exprs.tupdesc();
     Table {
-        generation: GENERATION.with(|g| g.get()),
         relid,
         kind,
         exprs,
@@ -538,53 +534,56 @@ impl Table {
                 apply(self.kind, &self.key_type, batch.into_iter().map(|i| i.2).collect());
             }
         };
-        let key = self.key_text(new);
         // updated again later in this statement (a nested UPDATE, or deleted): the row's decisions
         // are taken again from its current version when the statement ends
         if superseded_here(new) {
-            if let Some(k) = key {
+            if let Some(k) = self.key_text(new) {
                 push(vec![], Some(k));
             }
             return;
         }
         let after = self.eval(new, &which);
-        let mut out: Vec<Decision> = vec![];
-        let decide_all = |out: &mut Vec<Decision>, k: &str, only: &dyn Fn(usize) -> bool| {
-            for (n, &i) in which.iter().enumerate() {
-                if only(i) {
-                    out.push(Decision { segment: self.segs[i].id, member: k.to_string(), enters: after[n], vacated: false });
+        // (segment, enters?) decided outright, and transitions; the member key is made only if needed
+        let mut outright: Vec<(i64, bool)> = vec![];
+        let mut moved: Vec<(i64, bool)> = vec![];
+        if key_changed {
+            outright.extend(which.iter().zip(&after).map(|(&i, &a)| (self.segs[i].id, a)));
+        } else {
+            // membership before the UPDATE is the rule on the old row, except for rules that use now()
+            // (the row may have entered or left since it was written): those are decided outright
+            let mut plain = vec![];
+            let mut after_plain = vec![];
+            for (&i, &a) in which.iter().zip(&after) {
+                if self.segs[i].time_dependent {
+                    outright.push((self.segs[i].id, a));
+                } else {
+                    plain.push(i);
+                    after_plain.push(a);
                 }
             }
-        };
+            if !plain.is_empty() {
+                let before = self.eval(old, &plain);
+                let plain_ids: Vec<i64> = plain.iter().map(|&i| self.segs[i].id).collect();
+                moved = decide::transitions(&plain_ids, &before, &after_plain);
+            }
+        }
+        if outright.is_empty() && moved.is_empty() && !key_changed {
+            return;
+        }
+        let mut out: Vec<Decision> = vec![];
         if key_changed {
             // the old key leaves every segment; the new one is decided outright
             if let Some(k) = self.key_text(old) {
                 out.extend(self.segs.iter().map(|s| Decision { segment: s.id, member: k.clone(), enters: false, vacated: true }));
             }
-            if let Some(k) = &key {
-                decide_all(&mut out, k, &|_| true);
-            }
-        } else if let Some(k) = &key {
-            // membership before the UPDATE is the rule on the old row, except for rules that use now()
-            // (the row may have entered or left since it was written): those are decided outright
-            decide_all(&mut out, k, &|i| self.segs[i].time_dependent);
-            let plain: Vec<usize> = which.iter().copied().filter(|&i| !self.segs[i].time_dependent).collect();
-            if !plain.is_empty() {
-                let before = self.eval(old, &plain);
-                let after_plain: Vec<bool> = which
-                    .iter()
-                    .zip(&after)
-                    .filter(|(i, _)| !self.segs[**i].time_dependent)
-                    .map(|(_, a)| *a)
-                    .collect();
-                let plain_ids: Vec<i64> = plain.iter().map(|&i| self.segs[i].id).collect();
-                out.extend(decide::transitions(&plain_ids, &before, &after_plain).into_iter().map(|(s, e)| Decision {
-                    segment: s,
-                    member: k.clone(),
-                    enters: e,
-                    vacated: false,
-                }));
-            }
+        }
+        if let Some(k) = self.key_text(new) {
+            out.extend(outright.into_iter().chain(moved).map(|(segment, enters)| Decision {
+                segment,
+                member: k.clone(),
+                enters,
+                vacated: false,
+            }));
         }
         if !out.is_empty() {
             push(out, None);
@@ -621,32 +620,60 @@ unsafe fn varsize_any(p: *const u8) -> usize {
     pgrx::varlena::varsize_any(p as *const pg_sys::varlena)
 }
 
-fn table_for(trigger: &PgTrigger<'_>) -> Rc<Table> {
+/// What one `kenbun_maintain_row` trigger does, built on its first call in a backend: the row-only
+/// segments it decides, and the capture of rows for the statement-level function.
+struct Parts {
+    generation: u64,
+    relid: pg_sys::Oid,
+    fast: Option<Rc<Table>>,
+    slow: Option<Rc<super::capture::Capture>>,
+}
+
+thread_local! {
+    static PARTS: RefCell<HashMap<pg_sys::Oid, Rc<Parts>>> = RefCell::new(HashMap::new());
+}
+
+fn ids_of(csv: Option<&String>) -> Vec<i64> {
+    csv.map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect()).unwrap_or_default()
+}
+
+fn parts_for(trigger: &PgTrigger<'_>) -> Rc<Parts> {
     register_callbacks();
     let td = trigger.trigger_data();
     // SAFETY: a row trigger's data points at its trigger
     let tgoid = unsafe { (*td.tg_trigger).tgoid };
     let generation = GENERATION.with(|g| g.get());
-    if let Some(t) = TABLES.with(|t| t.borrow().get(&tgoid).cloned()) {
-        if t.generation == generation {
-            return t;
+    if let Some(p) = PARTS.with(|t| t.borrow().get(&tgoid).cloned()) {
+        if p.generation == generation {
+            return p;
         }
     }
+    // arguments: kind, key column, account key column (or ''), row-only segment ids, captured ones
     let args = trigger.extra_args().unwrap_or_default();
-    // SAFETY: called from the trigger, whose relation and tuples are valid
-    let table = Rc::new(unsafe { build(td, &args) });
-    watch(table.relid);
-    TABLES.with(|t| {
+    let kind = parse_kind(args.first().map(String::as_str).unwrap_or(""));
+    let key_col = args.get(1).cloned().unwrap_or_default();
+    let acc_col = args.get(2).cloned().unwrap_or_default();
+    let (fast_ids, slow_ids) = (ids_of(args.get(3)), ids_of(args.get(4)));
+    // SAFETY: called from the trigger, whose relation is valid
+    let relid = unsafe { (*td.tg_relation).rd_id };
+    let fast = (!fast_ids.is_empty()).then(|| Rc::new(unsafe { build(td, kind, &key_col, &fast_ids) }));
+    let slow = (!slow_ids.is_empty())
+        .then(|| Rc::new(unsafe { super::capture::build(td, kind, &key_col, &acc_col, &slow_ids) }));
+    watch(relid);
+    let p = Rc::new(Parts { generation, relid, fast, slow });
+    PARTS.with(|t| {
         let mut t = t.borrow_mut();
         // an entry of an older trigger on the same table, or of an older generation, is stale
-        t.retain(|_, x| x.relid != table.relid && x.generation == table.generation);
-        t.insert(tgoid, table.clone());
+        t.retain(|_, x| x.relid != relid && x.generation == generation);
+        t.insert(tgoid, p.clone());
     });
-    table
+    p
 }
 
-/// AFTER UPDATE OF <columns> FOR EACH ROW on a bound lead or account table. Arguments: kind, key
-/// column, ids of the row-only segments.
+/// AFTER UPDATE OF <columns> FOR EACH ROW on a bound lead, account or event table: decides the
+/// row-only segments (`Table::row`) and records the row for the statement-level function with the
+/// segments it can affect (`Capture::row`). One trigger for both: each AFTER ROW trigger costs
+/// PostgreSQL a queued event and two tuple fetches per row.
 #[pg_trigger]
 fn _maintain_row<'a>(
     trigger: &'a PgTrigger<'a>,
@@ -655,9 +682,16 @@ fn _maintain_row<'a>(
     if td.tg_trigtuple.is_null() || td.tg_newtuple.is_null() {
         return Ok(None);
     }
-    let table = table_for(trigger);
-    // SAFETY: the old and new tuples of an UPDATE row trigger, of the relation the table was built for
-    unsafe { table.row(td.tg_trigtuple, td.tg_newtuple) };
+    let parts = parts_for(trigger);
+    // SAFETY: the old and new tuples of an UPDATE row trigger, of the relation the parts were built for
+    unsafe {
+        if let Some(t) = &parts.fast {
+            t.row(td.tg_trigtuple, td.tg_newtuple);
+        }
+        if let Some(c) = &parts.slow {
+            c.row(td.tg_trigtuple, td.tg_newtuple);
+        }
+    }
     Ok(None)
 }
 

@@ -38,7 +38,9 @@ $$;
 SELECT advance();
 
 -- which segments the row trigger decides (the rest stay with the statement-level functions)
-SELECT tgname, pg_get_triggerdef(t.oid) ~ '_maintain_row\(''lead'', ''id'', ''1'', ''2'', ''3'', ''4'', ''5''\)' AS row_only_leads
+-- (arguments: kind, key, account key, the row-only segments, the segments captured for the
+-- statement-level function)
+SELECT tgname, substring(pg_get_triggerdef(t.oid) from 'EXECUTE FUNCTION (.*)$') AS function
   FROM pg_trigger t WHERE tgrelid = 'leads'::regclass AND tgname LIKE 'kenbun_maintain_row%' ORDER BY 1;
 
 -- 1. single-row UPDATEs: a column, a JSON path through a mapped field, a level, a key change
