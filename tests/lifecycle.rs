@@ -549,8 +549,11 @@ fn unbind_leaves_the_table_clean() {
         .query(
             r#"SELECT 'trigger ' || tgname || ' on ' || tgrelid::regclass FROM pg_trigger
                 WHERE tgrelid IN ('accounts'::regclass, 'leads'::regclass, 'events'::regclass)
-               UNION ALL SELECT 'function ' || oid::regprocedure FROM pg_proc
-                WHERE pronamespace = 'kenbun'::regnamespace AND proname LIKE '\_maintain\_%\_%'
+               UNION ALL SELECT 'function ' || p.oid::regprocedure FROM pg_proc p
+                WHERE p.pronamespace = 'kenbun'::regnamespace AND p.proname LIKE '\_maintain\_%\_%'
+                  -- generated ones: the extension's own (_maintain_row_flush) stay
+                  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                                     AND d.objid = p.oid AND d.deptype = 'e')
                UNION ALL SELECT 'table ' || oid::regclass FROM pg_class
                 WHERE relnamespace = 'kenbun'::regnamespace AND relname ~ '^(lead|account)_members'"#,
             &[],
