@@ -36,6 +36,8 @@ pub struct SegmentPlan {
     pub reads: BTreeSet<(Kind, String)>,
     /// What the rule reads of the other leads of a lead's account (`Compiled::sibling_reads`).
     pub sibling_reads: BTreeSet<(Kind, String)>,
+    /// The compiled rule's conditions on rows (`Compiled::filters`); empty if not known.
+    pub filters: Vec<Filter>,
 }
 
 impl SegmentPlan {
@@ -53,7 +55,7 @@ impl SegmentPlan {
                 })
                 .unwrap_or_default()
         };
-        SegmentPlan { id, kind, sql, reads: pairs(false), sibling_reads: pairs(true) }
+        SegmentPlan { id, kind, sql, reads: pairs(false), sibling_reads: pairs(true), filters: vec![] }
     }
 
     /// The rule reads nothing but the member's own row (no account, event, sibling or other-table
@@ -422,6 +424,37 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp, ro
     if relevant.is_empty() {
         return nothing;
     }
+    // INSERT and DELETE (0.4.0): a segment of another kind that reads this table only through row
+    // conditions (`Filter`) can be affected only by rows for which one of them is true; per group of
+    // segments (target kind, path), the condition on the changed rows, as a column of `ch`
+    let row_filters = row_triggers && op != TrigOp::Update;
+    let mut row_conds: BTreeMap<(Kind, Via), Option<Vec<String>>> = BTreeMap::new();
+    let mut row_aliases: BTreeSet<String> = BTreeSet::new();
+    for (s, _, via) in &relevant {
+        let fs: Vec<&Filter> = s.filters.iter().filter(|f| f.table == table && !f.own).collect();
+        let rc = (row_filters && *via == Via::Own && s.kind != table && !fs.is_empty() && fs.iter().all(|f| f.row_only))
+            .then(|| {
+                row_aliases.extend(fs.iter().map(|f| f.alias.clone()));
+                fs.iter().map(|f| format!("({})", f.sql)).collect::<Vec<_>>()
+            });
+        let e = row_conds.entry((s.kind, *via)).or_insert_with(|| Some(vec![]));
+        match (e.as_mut(), rc) {
+            (Some(all), Some(rc)) => {
+                for c in rc {
+                    if !all.contains(&c) {
+                        all.push(c);
+                    }
+                }
+            }
+            _ => *e = None,
+        }
+    }
+    let row_cols: BTreeMap<(Kind, Via), (String, String)> = row_conds
+        .into_iter()
+        .filter_map(|(k, v)| v.filter(|v| !v.is_empty()).map(|v| (k, v)))
+        .enumerate()
+        .map(|(i, (k, v))| (k, (format!("g_{i}"), format!("({})", v.join(" OR ")))))
+        .collect();
     // account keys of leads are needed when the lead table changes and account segments care
     let lead_acc = if table == Kind::Lead {
         leads.and_then(|b| b.account_key.clone())
@@ -483,7 +516,18 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp, ro
                 sel.push(format!("{} AS a_new", col(alias, a)));
                 sel.push(format!("{} AS a_old", col(alias, a)));
             }
-            format!("SELECT {} FROM {tt} AS {alias}", sel.join(", "))
+            // the row conditions name the row as their subquery did (e_1, l_2, …): each such alias
+            // is the changed row again
+            let mut from = format!("{tt} AS {alias}");
+            if !row_cols.is_empty() {
+                for (name, expr) in row_cols.values() {
+                    sel.push(format!("{expr} IS TRUE AS {name}"));
+                }
+                for a in &row_aliases {
+                    from.push_str(&format!(" CROSS JOIN LATERAL (SELECT {alias}.*) AS {a}"));
+                }
+            }
+            format!("SELECT {} FROM {from}", sel.join(", "))
         }
     };
     let cond = |cols: &Option<Vec<String>>| -> String {
@@ -555,7 +599,14 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp, ro
         } else {
             String::new()
         };
-        let c = if by_segment { &by_ids } else { c };
+        let by_rows = row_cols.get(&(*kind, *via)).map(|(name, _)| format!("ch.{name}"));
+        let c = if by_segment {
+            &by_ids
+        } else if let Some(r) = &by_rows {
+            r
+        } else {
+            c
+        };
         let (members, mcol) = members_table(*kind);
         let alias = root_alias(*kind);
         let bkey = ident(b.key.as_deref().unwrap_or_default());
@@ -754,7 +805,17 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp, ro
         }
     };
     let mut flags_done = false;
+    // INSERT/DELETE whose every unit depends on the rows' conditions: return as soon as the flags say
+    // no changed row can affect any segment (an event of a type no segment counts)
+    let early = row_filters && conditional && units.iter().all(|(c, _)| c != "true");
+    let early_return = if early { "  IF NOT (true = ANY (kenbun_u)) THEN\n    RETURN NULL;\n  END IF;\n" } else { "" };
     match (table, lead_anchor_src, account_anchor_src) {
+        (Kind::Event, Some(l), Some(a)) if early => {
+            body.push_str(&lock_stmt(vec![stripes(&l, LOCK_LEAD, 1)], true));
+            body.push_str(early_return);
+            body.push_str(&lock_stmt(vec![stripes(&a, LOCK_ACCOUNT, 2)], false));
+            flags_done = true;
+        }
         (Kind::Event, Some(l), Some(a)) => {
             body.push_str(&lock_stmt(vec![stripes(&l, LOCK_LEAD, 1)], false));
             body.push_str(&lock_stmt(vec![stripes(&a, LOCK_ACCOUNT, 2)], conditional));
@@ -770,6 +831,7 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp, ro
             }
             if !sets.is_empty() {
                 body.push_str(&lock_stmt(sets, conditional));
+                body.push_str(early_return);
                 flags_done = conditional;
             }
         }
@@ -778,6 +840,7 @@ fn trigger_body(cat: &Catalog, segs: &[SegmentPlan], table: Kind, op: TrigOp, ro
         body.push_str(&format!(
             "  WITH ch AS ({ch})\n  SELECT ARRAY[{flags}], pg_catalog.count(*) INTO kenbun_u, kenbun_rows FROM ch;\n"
         ));
+        body.push_str(early_return);
     }
     // many changed rows: the combined statement; few: only the units their changes can affect
     if conditional {

@@ -352,6 +352,7 @@ mod maintenance {
             sql: c.sql,
             reads: c.reads,
             sibling_reads: c.sibling_reads,
+            filters: c.filters,
         }
     }
 
@@ -615,6 +616,28 @@ mod maintenance {
         assert!(upd.body.contains("FROM kenbun._pending_rows('lead') AS p"), "{}", upd.body);
         assert!(upd.body.starts_with("DECLARE") && upd.body.contains("BEGIN\n  IF NOT kenbun._pending_rows_exist('lead') THEN\n    RETURN NULL;"), "{}", upd.body);
         assert!(upd.body.contains("(ch.s && '{3}'::bigint[])") && upd.body.contains("(ch.s && '{-7}'::bigint[])"), "{}", upd.body);
+    }
+
+    #[test]
+    fn inserted_rows_reach_only_the_segments_whose_row_conditions_they_meet() {
+        let specs = maintenance(&cat(), &plans(), true);
+        let ins = specs.iter().find(|s| s.table == Kind::Event && s.op == TrigOp::Insert).unwrap();
+        // segment 5 counts demo events of the last 7 days: an inserted event is a candidate only if it is one
+        assert!(ins.body.contains("IS TRUE AS g_0 FROM kenbun_new AS n CROSS JOIN LATERAL (SELECT n.*) AS e_1"), "{}", ins.body);
+        assert!(ins.body.contains("'demo'"), "{}", ins.body);
+        // nothing else to do: the function returns after the flags, before the account locks and any unit
+        let flags = ins.body.find("INTO kenbun_n, kenbun_u, kenbun_rows").unwrap();
+        let ret = ins.body.find("IF NOT (true = ANY (kenbun_u)) THEN").unwrap();
+        let unit = ins.body.find("should AS").unwrap();
+        assert!(flags < ret && ret < unit, "{}", ins.body);
+        assert!(ins.body.contains("IF kenbun_u[1] THEN"), "{}", ins.body);
+        // a lead's own segments on a lead INSERT stay unconditional, so no early return there
+        let lead_ins = specs.iter().find(|s| s.table == Kind::Lead && s.op == TrigOp::Insert).unwrap();
+        assert!(!lead_ins.body.contains("IF NOT (true = ANY (kenbun_u))"), "{}", lead_ins.body);
+        // the legacy generation (older SQL during an upgrade) is unchanged
+        let old = maintenance(&cat(), &plans(), false);
+        let ins = old.iter().find(|s| s.table == Kind::Event && s.op == TrigOp::Insert).unwrap();
+        assert!(!ins.body.contains("g_0"));
     }
 
     #[test]

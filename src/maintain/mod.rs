@@ -244,7 +244,18 @@ pub(crate) fn stored_segments(ids: Option<&[i64]>) -> Vec<(SegmentPlan, String)>
 #[search_path(pg_catalog, pg_temp)]
 fn _rebuild_maintenance() {
     let cat = load_catalog();
-    let segs: Vec<SegmentPlan> = stored_segments(None).into_iter().map(|(p, _)| p).collect();
+    // with the conditions their rules put on rows (compiled again here: they are not stored)
+    let segs: Vec<SegmentPlan> = stored_segments(None)
+        .into_iter()
+        .map(|(mut p, rule)| {
+            p.filters = Rule::parse_text(&rule)
+                .ok()
+                .and_then(|r| compile::compile(&r, p.kind, &cat).ok())
+                .map(|c| c.filters)
+                .unwrap_or_default();
+            p
+        })
+        .collect();
     let mut ddl = vec![];
     // per table: (columns, key column, account key column, segment ids) of the UPDATE capture
     let mut slow_parts: BTreeMap<Kind, (Vec<String>, String, String, Vec<i64>)> = BTreeMap::new();
