@@ -40,9 +40,10 @@ CREATE TRIGGER bindings_check BEFORE INSERT OR UPDATE ON kenbun.bindings
     FOR EACH ROW EXECUTE FUNCTION kenbun._bindings_check();
 
 -- Tables: the catalog is written by admins (through the functions), read by readers.
-REVOKE ALL ON kenbun.bindings, kenbun.fields, kenbun.levels, kenbun.segments, kenbun.membership_changes FROM PUBLIC;
-GRANT SELECT ON kenbun.bindings, kenbun.fields, kenbun.levels, kenbun.segments, kenbun.membership_changes
-    TO kenbun_reader;
+REVOKE ALL ON kenbun.bindings, kenbun.fields, kenbun.levels, kenbun.segments, kenbun.membership_changes,
+    kenbun.segment_builds, kenbun.segment_progress FROM PUBLIC;
+GRANT SELECT ON kenbun.bindings, kenbun.fields, kenbun.levels, kenbun.segments, kenbun.membership_changes,
+    kenbun.segment_builds, kenbun.segment_progress TO kenbun_reader;
 GRANT INSERT, UPDATE, DELETE ON kenbun.bindings, kenbun.fields, kenbun.levels, kenbun.segments TO kenbun_admin;
 
 -- Run as the extension's owner (SECURITY DEFINER), because they write membership and the change
@@ -55,6 +56,14 @@ ALTER FUNCTION kenbun._recompute(bigint, text) SECURITY DEFINER;
 ALTER FUNCTION kenbun._clear(bigint, text, text, text) SECURITY DEFINER;
 ALTER FUNCTION kenbun._lock_bound(text) SECURITY DEFINER;
 ALTER FUNCTION kenbun.unbind(text) SECURITY DEFINER;
+-- the batched builds (CALL kenbun.segment_build() and the *_concurrently procedures, which run as
+-- their caller and commit between batches, call these)
+ALTER FUNCTION kenbun._build_step(bigint, integer, integer) SECURITY DEFINER;
+ALTER FUNCTION kenbun._build_next(text, bigint) SECURITY DEFINER;
+ALTER FUNCTION kenbun._build_finish(bigint) SECURITY DEFINER;
+ALTER FUNCTION kenbun._build_failed(bigint, text, text) SECURITY DEFINER;
+ALTER FUNCTION kenbun._build_mark(bigint[], text) SECURITY DEFINER;
+ALTER FUNCTION kenbun._build_record(bigint, text, text) SECURITY DEFINER;
 -- the triggers on kenbun.segments: a segment change fills and empties membership as the owner
 ALTER FUNCTION kenbun._segments_before() SECURITY DEFINER;
 ALTER FUNCTION kenbun._segments_before_delete() SECURITY DEFINER;
@@ -72,9 +81,27 @@ BEGIN
                      OR p.proname IN ('bind_leads', 'bind_accounts', 'bind_events', 'map_field', 'unmap_field',
                                       'define_levels', 'drop_levels', 'segment_copy', 'segment_refresh',
                                       'segment_repair', 'refresh_due', 'import_definitions', '_recompute_cascade',
+                                      'segment_build', 'segment_refresh_concurrently', 'segment_repair_concurrently',
+                                      'refresh_due_concurrently', '_rebuild_concurrently',
                                       '_segment_compile', '_pending', '_pending_clear', '_pending_rows', '_pending_rows_exist'))
     LOOP
-        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
-        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO kenbun_admin', f);
+        EXECUTE pg_catalog.format('REVOKE ALL ON ROUTINE %s FROM PUBLIC', f);
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON ROUTINE %s TO kenbun_admin', f);
     END LOOP;
 END $grants$;
+
+-- change log (issue 12)
+-- The consumers table: read by readers, written only through the functions (as the owner).
+REVOKE ALL ON kenbun.change_consumers FROM PUBLIC;
+GRANT SELECT ON kenbun.change_consumers TO kenbun_reader;
+-- reading the change log: readers (consume_changes moves its consumer's position as the owner;
+-- _change_horizon reads the sequence and pg_locks as the owner)
+REVOKE ALL ON FUNCTION kenbun.changes_since(bigint, integer), kenbun.consume_changes(text, integer),
+    kenbun._change_horizon(bigint, integer), kenbun._check_limit(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kenbun.changes_since(bigint, integer), kenbun.consume_changes(text, integer),
+    kenbun._change_horizon(bigint, integer), kenbun._check_limit(integer) TO kenbun_reader;
+-- registering and dropping consumers, retention, the publication: admins
+REVOKE ALL ON FUNCTION kenbun.register_consumer(text, boolean), kenbun.drop_consumer(text),
+    kenbun.prune_changes(interval), kenbun.create_publication(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kenbun.register_consumer(text, boolean), kenbun.drop_consumer(text),
+    kenbun.prune_changes(interval), kenbun.create_publication(text) TO kenbun_admin;

@@ -38,6 +38,10 @@ pub struct SegmentPlan {
     pub sibling_reads: BTreeSet<(Kind, String)>,
     /// The compiled rule's conditions on rows (`Compiled::filters`); empty if not known.
     pub filters: Vec<Filter>,
+    /// Status `building`: a batched build is filling or re-evaluating it (`kenbun.segment_build`).
+    /// Maintenance then evaluates it on the set-based path, which locks the members' stripes and
+    /// reads with a fresh snapshot, so that writes and the build's batches serialise per member.
+    pub building: bool,
 }
 
 impl SegmentPlan {
@@ -55,15 +59,18 @@ impl SegmentPlan {
                 })
                 .unwrap_or_default()
         };
-        SegmentPlan { id, kind, sql, reads: pairs(false), sibling_reads: pairs(true), filters: vec![] }
+        SegmentPlan { id, kind, sql, reads: pairs(false), sibling_reads: pairs(true), filters: vec![], building: false }
     }
 
     /// The rule reads nothing but the member's own row (no account, event, sibling or other-table
     /// condition, directly or through a referenced segment, which is inlined): an UPDATE of that row
     /// can be decided from the row alone, so the row trigger evaluates it (`fast_maintenance`) and the
     /// statement-level UPDATE function leaves it out.
+    /// A building segment is never row-only: the row trigger decides from the old and the new row,
+    /// which assumes membership was right before the write, and takes no stripe lock.
     pub fn row_only(&self) -> bool {
-        self.kind != Kind::Event
+        !self.building
+            && self.kind != Kind::Event
             && self.sibling_reads.is_empty()
             && self.reads.iter().all(|(k, _)| *k == self.kind)
     }

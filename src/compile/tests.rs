@@ -353,6 +353,7 @@ mod maintenance {
             reads: c.reads,
             sibling_reads: c.sibling_reads,
             filters: c.filters,
+            building: false,
         }
     }
 
@@ -544,6 +545,24 @@ mod maintenance {
         let apply = fast_apply_sql(Kind::Lead, "bigint");
         assert!(apply.contains("pg_catalog.unnest($4::text[])") && apply.contains("c.mid::bigint") && !apply.contains("INTO kenbun_n"), "{apply}");
         assert!(!apply.contains("account_members"));
+    }
+
+    #[test]
+    fn building_segments_take_the_set_based_path_with_stripe_locks() {
+        // a row-only segment that is building is maintained by the statement-level functions
+        // (which lock the members' stripes, as the batched build does), not by the row trigger
+        let mut only_country = vec![plan(1, Kind::Lead, r#"{"field":"country","op":"eq","value":"US"}"#)];
+        only_country[0].building = true;
+        assert!(!only_country[0].row_only());
+        assert!(fast_maintenance(&cat(), &only_country).is_empty());
+        let specs = maintenance(&cat(), &only_country, true);
+        for op in [TrigOp::Insert, TrigOp::Update, TrigOp::Delete] {
+            let spec = specs.iter().find(|s| s.table == Kind::Lead && s.op == op).unwrap();
+            assert!(spec.body.contains("pg_advisory_xact_lock") && spec.body.contains(&LOCK_LEAD.to_string()), "{op:?}: {}", spec.body);
+            assert!(spec.body.contains("(1::bigint,") || spec.body.contains("segment_id IN (1)") || spec.body.contains("'{1}'"), "{op:?}: {}", spec.body);
+        }
+        let upd = specs.iter().find(|s| s.table == Kind::Lead && s.op == TrigOp::Update).unwrap();
+        assert!(upd.update_of.contains(&"country".to_string()), "{upd:?}");
     }
 
     #[test]

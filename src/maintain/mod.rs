@@ -140,6 +140,8 @@ extension_sql_file!(
     requires = ["segment_rule_casts"]
 );
 
+extension_sql_file!("../../sql/changes.sql", name = "changes", requires = ["segments"]);
+
 fn kind_of(s: &str) -> Kind {
     Kind::from_name(s).unwrap_or_else(|| {
         raise(KenbunError::new(
@@ -194,15 +196,17 @@ fn _level_field_reads(field: &str) -> JsonB {
 /// kenbun's triggers, as (trigger, table), on every table that has them: the bound tables, and a table
 /// that was bound before a kind was re-bound to another one (its triggers must go too, or they would go
 /// on maintaining the new table's membership from the old table's writes).
-fn kenbun_triggers() -> Vec<(String, String)> {
+fn kenbun_triggers_except(names: &[String], tables: &[String]) -> Vec<(String, String)> {
     Spi::connect(|c| {
         let rows = c.select(
             "SELECT t.tgname::text, t.tgrelid::regclass::text FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
               WHERE p.pronamespace = 'kenbun'::regnamespace AND NOT t.tgisinternal
                 AND (t.tgname LIKE 'kenbun\\_capture%' OR t.tgname LIKE 'kenbun\\_maintain\\_%')
+                AND NOT EXISTS (SELECT 1 FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS k(n, tb)
+                                 WHERE k.n = t.tgname::text AND pg_catalog.to_regclass(k.tb) = t.tgrelid)
               ORDER BY t.tgrelid, t.tgname",
             None,
-            &[],
+            &[names.to_vec().into(), tables.to_vec().into()],
         )?;
         let mut out = vec![];
         for r in rows {
@@ -220,7 +224,8 @@ pub(crate) fn stored_segments(ids: Option<&[i64]>) -> Vec<(SegmentPlan, String)>
     Spi::connect(|c| {
         let mut out = vec![];
         let rows = c.select(
-            "SELECT id, kind, compiled_sql, reads, rule::text FROM kenbun.segments WHERE active AND compiled_sql IS NOT NULL AND ($1::bigint[] IS NULL OR id = ANY ($1)) ORDER BY id",
+            // status: read through to_jsonb, because an older version's upgrade script runs this before the column exists
+            "SELECT s.id, s.kind, s.compiled_sql, s.reads, s.rule::text, pg_catalog.to_jsonb(s) ->> 'status' = 'building' FROM kenbun.segments s WHERE s.active AND s.compiled_sql IS NOT NULL AND ($1::bigint[] IS NULL OR s.id = ANY ($1)) ORDER BY s.id",
             None,
             &[ids.map(|i| i.to_vec()).into()],
         )?;
@@ -232,6 +237,8 @@ pub(crate) fn stored_segments(ids: Option<&[i64]>) -> Vec<(SegmentPlan, String)>
                 r.get::<String>(3)?.unwrap_or_default(),
                 &reads.0,
             );
+            let mut plan = plan;
+            plan.building = r.get::<bool>(6)?.unwrap_or(false);
             out.push((plan, r.get::<String>(5)?.unwrap_or_default()));
         }
         Ok::<_, pgrx::spi::SpiError>(out)
@@ -259,10 +266,10 @@ fn _rebuild_maintenance() {
     let mut ddl = vec![];
     // per table: (columns, key column, account key column, segment ids) of the UPDATE capture
     let mut slow_parts: BTreeMap<Kind, (Vec<String>, String, String, Vec<i64>)> = BTreeMap::new();
-    // drop what is there, then create what the segments need
-    for (t, table) in kenbun_triggers() {
-        ddl.push(format!("DROP TRIGGER {} ON {table}", ident(&t)));
-    }
+    // the triggers the segments need, as (name, table): created or replaced (CREATE OR REPLACE TRIGGER
+    // takes SHARE ROW EXCLUSIVE; DROP TRIGGER would take ACCESS EXCLUSIVE, which stops readers too);
+    // only the triggers no longer needed are dropped (below)
+    let mut made: Vec<(String, String)> = vec![];
     // Inside an extension script (an upgrade that recompiles segments) PostgreSQL refuses to replace
     // a function that is not a member, and would make a new one a member, which pg_dump then leaves
     // out: drop, create, and take it out of the extension again.
@@ -286,7 +293,8 @@ fn _rebuild_maintenance() {
             ddl.push(format!("ALTER EXTENSION kenbun DROP FUNCTION {}()", spec.function));
         }
         let table = cat.binding(spec.table).map(|b| b.qualified()).unwrap_or_default();
-        let trig = ident(&format!("kenbun_maintain_{}", spec.op.name()));
+        let trig_name = format!("kenbun_maintain_{}", spec.op.name());
+        let trig = ident(&trig_name);
         match spec.op {
             TrigOp::Insert | TrigOp::Delete => {
                 let (event, referencing) = if spec.op == TrigOp::Insert {
@@ -295,9 +303,10 @@ fn _rebuild_maintenance() {
                     ("DELETE", "OLD TABLE AS kenbun_old")
                 };
                 ddl.push(format!(
-                    "CREATE TRIGGER {trig} AFTER {event} ON {table} REFERENCING {referencing} FOR EACH STATEMENT EXECUTE FUNCTION {}()",
+                    "CREATE OR REPLACE TRIGGER {trig} AFTER {event} ON {table} REFERENCING {referencing} FOR EACH STATEMENT EXECUTE FUNCTION {}()",
                     spec.function
                 ));
+                made.push((trig_name.clone(), table.clone()));
             }
             TrigOp::Update => {
                 // PostgreSQL allows no transition tables on triggers with column lists, so UPDATE is
@@ -307,9 +316,10 @@ fn _rebuild_maintenance() {
                 }
                 let cols = spec.update_of.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ");
                 ddl.push(format!(
-                    "CREATE TRIGGER {trig} AFTER UPDATE OF {cols} ON {table} FOR EACH STATEMENT EXECUTE FUNCTION {}()",
+                    "CREATE OR REPLACE TRIGGER {trig} AFTER UPDATE OF {cols} ON {table} FOR EACH STATEMENT EXECUTE FUNCTION {}()",
                     spec.function
                 ));
+                made.push((trig_name.clone(), table.clone()));
                 let (kt, acc) = &spec.key_types;
                 let tkey = match spec.table {
                     Kind::Event => cat.binding(spec.table).and_then(|b| b.lead_key.clone()),
@@ -340,18 +350,20 @@ fn _rebuild_maintenance() {
                         args.push(literal(at));
                     }
                     ddl.push(format!(
-                        "CREATE TRIGGER {} AFTER UPDATE OF {c} ON {table} FOR EACH ROW WHEN ({when}) EXECUTE FUNCTION kenbun._capture_update({})",
+                        "CREATE OR REPLACE TRIGGER {} AFTER UPDATE OF {c} ON {table} FOR EACH ROW WHEN ({when}) EXECUTE FUNCTION kenbun._capture_update({})",
                         ident(&format!("kenbun_capture_{idx}")),
                         args.join(", ")
                     ));
+                    made.push((format!("kenbun_capture_{idx}"), table.clone()));
                 }
             }
         }
         if spec.op == TrigOp::Delete {
             ddl.push(format!(
-                "CREATE TRIGGER kenbun_maintain_truncate AFTER TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION kenbun._maintain_truncate({})",
+                "CREATE OR REPLACE TRIGGER kenbun_maintain_truncate AFTER TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION kenbun._maintain_truncate({})",
                 literal(spec.table.name())
             ));
+            made.push(("kenbun_maintain_truncate".into(), table.clone()));
         }
     }
     // one row trigger per table for UPDATE: the row-only segments it decides (with their
@@ -383,18 +395,30 @@ fn _rebuild_maintenance() {
             literal(&slow.map(|s| csv(&s.3)).unwrap_or_default()),
         ];
         ddl.push(format!(
-            "CREATE TRIGGER kenbun_maintain_row AFTER UPDATE OF {cols} ON {table} FOR EACH ROW EXECUTE FUNCTION kenbun._maintain_row({})",
+            "CREATE OR REPLACE TRIGGER kenbun_maintain_row AFTER UPDATE OF {cols} ON {table} FOR EACH ROW EXECUTE FUNCTION kenbun._maintain_row({})",
             args.join(", ")
         ));
+        made.push(("kenbun_maintain_row".into(), table.clone()));
         if let Some(f) = f {
             ddl.push(format!(
-                "CREATE TRIGGER kenbun_maintain_row_flush AFTER UPDATE OF {} ON {table} FOR EACH STATEMENT EXECUTE FUNCTION kenbun._maintain_row_flush({}, {})",
+                "CREATE OR REPLACE TRIGGER kenbun_maintain_row_flush AFTER UPDATE OF {} ON {table} FOR EACH STATEMENT EXECUTE FUNCTION kenbun._maintain_row_flush({}, {})",
                 f.update_of.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", "),
                 literal(kind.name()),
                 literal(&f.key_type)
             ));
+            made.push(("kenbun_maintain_row_flush".into(), table.clone()));
         }
     }
+    // drop what is no longer needed first (a re-bound kind's old table loses all of kenbun's triggers)
+    let (names, tables): (Vec<String>, Vec<String>) = made.into_iter().unzip();
+    // (inside an extension script the functions are dropped and created again: every trigger goes first)
+    let keep = |v: &Vec<String>| if in_extension_script { vec![] } else { v.clone() };
+    let mut drops: Vec<String> = kenbun_triggers_except(&keep(&names), &keep(&tables))
+        .into_iter()
+        .map(|(t, table)| format!("DROP TRIGGER {} ON {table}", ident(&t)))
+        .collect();
+    drops.extend(ddl);
+    let ddl = drops;
     Spi::connect_mut(|c| {
         for stmt in &ddl {
             c.update(stmt.as_str(), None, &[])?;
