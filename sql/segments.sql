@@ -718,7 +718,7 @@ BEGIN
         USING ERRCODE = '22023', HINT = 'a number of rows per batch, such as 5000; unset it to size batches by kenbun.build_batch_ms';
 END $$;
 
--- The target duration of one batch, from kenbun.build_batch_ms (default 20).
+-- The target duration of one batch, from kenbun.build_batch_ms (default 40).
 CREATE FUNCTION kenbun._build_batch_ms()
 RETURNS double precision LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
@@ -726,12 +726,12 @@ DECLARE
     setting text := pg_catalog.current_setting('kenbun.build_batch_ms', true);
 BEGIN
     IF setting IS NULL OR setting = '' THEN
-        RETURN 20;
+        RETURN 40;
     ELSIF setting ~ '^\s*[0-9]{1,6}(\.[0-9]*)?\s*$' AND setting::double precision > 0 THEN
         RETURN setting::double precision;
     END IF;
     RAISE EXCEPTION 'invalid value for kenbun.build_batch_ms: "%"', setting
-        USING ERRCODE = '22023', HINT = 'the target duration of one batch in milliseconds, such as 20';
+        USING ERRCODE = '22023', HINT = 'the target duration of one batch in milliseconds, such as 40';
 END $$;
 
 CREATE PROCEDURE kenbun.segment_build(name text DEFAULT NULL)

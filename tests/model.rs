@@ -1329,6 +1329,9 @@ struct Stats {
     shapes: BTreeMap<String, u64>,
     labels: BTreeMap<String, u64>,
     drift_checks: u64,
+    /// cases run with online builds, and the build steps between their transactions
+    online_cases: u64,
+    build_steps: u64,
 }
 
 struct Failure {
@@ -1588,6 +1591,18 @@ fn run_case(seed: u64, txs_override: Option<u64>, verbose: bool, stats: &mut Sta
         })?;
     }
 
+    // online builds (0.5.0), in some cases: every definition change that needs a fill leaves the segment
+    // building, and batches of 4 rows run between the transactions (kenbun._build_step, one batch per
+    // building segment, as CALL kenbun.segment_build() would commit them) or the whole build at once;
+    // drift is checked for the segments that are ready, and for all of them once every build is done
+    let online = g.chance(40);
+    if online {
+        let set = "SET kenbun.sync_max_rows = 0; SET kenbun.build_batch_rows = 4;\n";
+        script.push_str(set);
+        c.batch_execute(set).unwrap();
+        stats.online_cases += 1;
+    }
+
     // segments
     let nsegs = 8 + g.below(8);
     let sibling_at = if g.chance(90) {
@@ -1755,6 +1770,39 @@ fn run_case(seed: u64, txs_override: Option<u64>, verbose: bool, stats: &mut Sta
         if tx.defs {
             reload_segments(&mut c, &mut g);
         }
+        if online {
+            let step = match g.below(10) {
+                0..=4 => Some("SELECT kenbun._build_step(s.id, 4) FROM kenbun.segments s WHERE s.status = 'building' ORDER BY s.id"),
+                5..=6 => Some("CALL kenbun.segment_build()"),
+                _ => None,
+            };
+            if let Some(step) = step {
+                script.push_str(&format!("{step};\n"));
+                if let Err(e) = c.batch_execute(step) {
+                    return Err(fail(&script, format!("{}\n{step} failed: {}", header(usize::MAX), errtext(&e))));
+                }
+                stats.build_steps += 1;
+                if let Err(d) = check_drift(&mut c, stats) {
+                    return Err(fail(&script, format!("{}\nDRIFT after {step}:\n{d}", header(usize::MAX))));
+                }
+            }
+        }
+    }
+    if online {
+        // every build completed: no segment is left out of the check
+        let step = "CALL kenbun.segment_build()";
+        script.push_str(&format!("{step};\n"));
+        c.batch_execute(step).map_err(|e| fail(&script, format!("case {seed:#x}: {step} failed: {}", errtext(&e))))?;
+        let building: i64 = c
+            .query_one("SELECT count(*) FROM kenbun.segments WHERE status = 'building'", &[])
+            .unwrap()
+            .get(0);
+        if building > 0 {
+            return Err(fail(&script, format!("case {seed:#x}: {building} segment(s) still building after {step}")));
+        }
+        if let Err(d) = check_drift(&mut c, stats) {
+            return Err(fail(&script, format!("case {seed:#x}: DRIFT once every build is done:\n{d}")));
+        }
     }
     let replay = replay_mismatches(&mut c);
     if !replay.is_empty() {
@@ -1837,6 +1885,10 @@ fn model() {
         stats.rejected,
         stats.sibling_cases,
         stats.cases as usize + failures.len()
+    );
+    eprintln!(
+        "model: {} case(s) with online builds ({} build steps between transactions)",
+        stats.online_cases, stats.build_steps
     );
     eprintln!("model: transactions by kind: {:?}", stats.labels);
     eprintln!(

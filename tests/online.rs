@@ -168,7 +168,7 @@ fn writers_proceed_while_segments_are_built_rebuilt_refreshed_and_repaired() {
     eprintln!("synchronous fill: {sync_took:?}; writers: {sync_n} statements, max latency {sync_max:?}");
 
     // online: each operation's writers' latency
-    c.batch_execute("SET kenbun.sync_max_rows = 0; SET kenbun.build_batch_ms = 20").unwrap();
+    c.batch_execute("SET kenbun.sync_max_rows = 0; SET kenbun.build_batch_ms = 40").unwrap();
     let ops: [(&str, &str); 5] = [
         (
             "create (row rule)",

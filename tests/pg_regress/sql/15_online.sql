@@ -86,9 +86,15 @@ CALL kenbun.segment_repair_concurrently('demo');
 SELECT * FROM drift();
 SELECT reason, change, count(*) FROM kenbun.membership_changes c JOIN kenbun.segments s ON s.id = c.segment_id
  WHERE s.name = 'de demo' AND reason = 'repair' GROUP BY 1, 2;
-UPDATE events SET occurred_at = occurred_at - interval '60 days' WHERE lead_id = '7' AND type = 'demo';
+-- (time passing, as a refresh sees it: events move out of the window behind kenbun's back)
+SET session_replication_role = replica;
+UPDATE events SET occurred_at = occurred_at - interval '60 days' WHERE lead_id IN ('7', '8') AND type = 'demo';
+RESET session_replication_role;
+SELECT * FROM drift();
 CALL kenbun.segment_refresh_concurrently('demo');
 SELECT * FROM drift();
+SELECT s.name, c.member_id, c.change FROM kenbun.membership_changes c JOIN kenbun.segments s ON s.id = c.segment_id
+ WHERE c.reason = 'refresh' ORDER BY 1, 2;
 SELECT * FROM progress();
 
 -- catalog-only changes take no lock on the bound tables (and leave status alone)
