@@ -29,6 +29,13 @@ CONF
     "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1 \
       && "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m fast stop >/dev/null
   fi
+  # logical decoding of kenbun.membership_changes (the change log's publication, tests/changes.rs)
+  if ! grep -q "^wal_level = logical" "$PGDATA_DIR/postgresql.conf"; then
+    printf "%s\n" "wal_level = logical" "max_replication_slots = 10" "max_wal_senders = 10" \
+      | "${AS_PG[@]}" tee -a "$PGDATA_DIR/postgresql.conf" >/dev/null
+    "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1 \
+      && "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m fast stop >/dev/null
+  fi
   if ! "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1; then
     # without RUST_BACKTRACE: errors raised through pgrx would carry a Rust backtrace as DETAIL
     "${AS_PG[@]}" env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$LOGFILE" -w start >/dev/null

@@ -54,11 +54,12 @@ if [[ $layer == all || $layer == live ]]; then
   # 60 cases here, about 80 s; `make model` runs 400)
   # lifecycle.rs: pg_dump/pg_restore in every format, DROP EXTENSION, unbind, a database upgraded from
   # 0.2.0; the client programs run as the server's user and write their dumps under $STATE/dumps
+  # changes.rs: the change log's consumers, commit order, prune beside writers, logical decoding
   install -d "$STATE/dumps"; [ "$(id -u)" = 0 ] && chown postgres:postgres "$STATE/dumps"
   KENBUN_TEST_DSN="host=$SOCKDIR port=$PGPORT_PRIVATE user=postgres" KENBUN_SERVER_LOG="$LOGFILE" \
   KENBUN_SOAK_SECS=${KENBUN_SOAK_SECS:-15} KENBUN_PG_BIN="$PG_BIN" KENBUN_DUMP_DIR="$STATE/dumps" \
   KENBUN_RUN_AS=$([ "$(id -u)" = 0 ] && echo postgres) \
-    cargo test -q --test live --test lifecycle --test injection --test fuzz_db --test soak --test model -- --test-threads=1 --nocapture
+    cargo test -q --test live --test online --test lifecycle --test injection --test fuzz_db --test soak --test model --test changes -- --test-threads=1 --nocapture
 fi
 
 if [[ $layer == soak ]]; then

@@ -91,17 +91,20 @@ BEGIN
 END $grants$;
 
 -- change log (issue 12)
+-- Self-contained (the upgrade script repeats it as is): the grants to kenbun_admin come before those
+-- to kenbun_reader, in the order the $grants$ loop above gives a fresh install.
 -- The consumers table: read by readers, written only through the functions (as the owner).
 REVOKE ALL ON kenbun.change_consumers FROM PUBLIC;
 GRANT SELECT ON kenbun.change_consumers TO kenbun_reader;
--- reading the change log: readers (consume_changes moves its consumer's position as the owner;
--- _change_horizon reads the sequence and pg_locks as the owner)
 REVOKE ALL ON FUNCTION kenbun.changes_since(bigint, integer), kenbun.consume_changes(text, integer),
-    kenbun._change_horizon(bigint, integer), kenbun._check_limit(integer) FROM PUBLIC;
+    kenbun._change_horizon(bigint, integer), kenbun._check_limit(integer),
+    kenbun.register_consumer(text, boolean), kenbun.drop_consumer(text),
+    kenbun.prune_changes(interval), kenbun.create_publication(text) FROM PUBLIC;
+-- run as the owner (SECURITY DEFINER): admins
+GRANT EXECUTE ON FUNCTION kenbun.consume_changes(text, integer), kenbun._change_horizon(bigint, integer),
+    kenbun.register_consumer(text, boolean), kenbun.drop_consumer(text),
+    kenbun.prune_changes(interval), kenbun.create_publication(text) TO kenbun_admin;
+-- reading the change log: readers too (consume_changes moves its consumer's position as the owner;
+-- _change_horizon reads the sequence as the owner)
 GRANT EXECUTE ON FUNCTION kenbun.changes_since(bigint, integer), kenbun.consume_changes(text, integer),
     kenbun._change_horizon(bigint, integer), kenbun._check_limit(integer) TO kenbun_reader;
--- registering and dropping consumers, retention, the publication: admins
-REVOKE ALL ON FUNCTION kenbun.register_consumer(text, boolean), kenbun.drop_consumer(text),
-    kenbun.prune_changes(interval), kenbun.create_publication(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION kenbun.register_consumer(text, boolean), kenbun.drop_consumer(text),
-    kenbun.prune_changes(interval), kenbun.create_publication(text) TO kenbun_admin;

@@ -1598,6 +1598,9 @@ const SEG_LEVELS: &str = "kenbun.segment_levels(text,text)";
 const EXPLAIN: &str = "kenbun.segment_explain(text,boolean)";
 const LEAD_SEGMENTS: &str = "kenbun.lead_segments(text)";
 const UNBIND: &str = "kenbun.unbind(text)";
+const BUILD: &str = "kenbun.segment_build(text)";
+const REFRESH_ONLINE: &str = "kenbun.segment_refresh_concurrently(text)";
+const REPAIR_ONLINE: &str = "kenbun.segment_repair_concurrently(text)";
 const IMPORT: &str = "kenbun.import_definitions(jsonb,boolean)";
 
 /// Every function that takes a segment name, for a name that does not exist: 42704.
@@ -1620,6 +1623,10 @@ fn missing_names(cx: &mut Ctx, n: &str) {
         &[&n],
         e(),
     );
+    // the procedures refuse an unknown name before their first COMMIT
+    cx.call(BUILD, &["name"], &w, "CALL kenbun.segment_build($1)", &[&n], e());
+    cx.call(REFRESH_ONLINE, &["name"], &w, "CALL kenbun.segment_refresh_concurrently($1)", &[&n], e());
+    cx.call(REPAIR_ONLINE, &["name"], &w, "CALL kenbun.segment_repair_concurrently($1)", &[&n], e());
     cx.call(
         DRIFT,
         &["name"],
@@ -2319,6 +2326,62 @@ fn maintenance(cx: &mut Ctx, fx: &Fixture) {
 }
 
 /// export_definitions round-trips every hostile name through import_definitions.
+/// The change log's consumers and publication (issue 12): every hostile name is stored and read back
+/// verbatim, consumed and dropped by that name; a publication name goes through format('%I').
+fn change_log(cx: &mut Ctx) {
+    const REGISTER: &str = "kenbun.register_consumer(text,boolean)";
+    const CONSUME: &str = "kenbun.consume_changes(text,integer)";
+    const DROP: &str = "kenbun.drop_consumer(text)";
+    const PUBLISH: &str = "kenbun.create_publication(text)";
+    for (i, s) in corpus().iter().enumerate() {
+        let w = format!("#{i} {}", short(s));
+        let bad_consumer = s.is_empty() || s.chars().count() > 255;
+        let registered = cx.call(
+            REGISTER,
+            &["name"],
+            &w,
+            "SELECT kenbun.register_consumer($1, false)",
+            &[s],
+            if bad_consumer { Expect::Err(vec!["22023"]) } else { Expect::Ok },
+        );
+        if registered.is_some() {
+            let back = cx.q("SELECT name FROM kenbun.change_consumers WHERE name = $1", &[s]);
+            cx.check(&format!("consumer {w} read back"), back.len(), 1);
+            cx.call(CONSUME, &["consumer"], &w, "SELECT count(*) FROM kenbun.consume_changes($1, 10)", &[s], Expect::Ok);
+            if let Some(r) = cx.call(DROP, &["name"], &w, "SELECT kenbun.drop_consumer($1)", &[s], Expect::Ok) {
+                cx.check(&format!("consumer {w} dropped"), r[0].get::<_, bool>(0), true);
+            }
+        } else {
+            cx.call(
+                CONSUME,
+                &["consumer"],
+                &w,
+                "SELECT count(*) FROM kenbun.consume_changes($1, 10)",
+                &[s],
+                Expect::Err(vec!["22023", "42704"]),
+            );
+            cx.call(DROP, &["name"], &w, "SELECT kenbun.drop_consumer($1)", &[s], Expect::OkOr(vec!["22023"]));
+        }
+        let bad_publication = s.is_empty() || s.len() > 63;
+        let published = cx.call(
+            PUBLISH,
+            &["name"],
+            &w,
+            "SELECT kenbun.create_publication($1)",
+            &[s],
+            if bad_publication { Expect::Err(vec!["22023"]) } else { Expect::Ok },
+        );
+        if published.is_some() {
+            let n = cx.q(
+                "SELECT count(*) FROM pg_catalog.pg_publication_tables WHERE pubname = $1 AND schemaname = 'kenbun' AND tablename = 'membership_changes'",
+                &[s],
+            );
+            cx.check(&format!("publication {w}"), n[0].get::<_, i64>(0), 1);
+            cx.q(&format!("DROP PUBLICATION {}", qi(s)), &[]);
+        }
+    }
+}
+
 fn definitions(cx: &mut Ctx) {
     // DELETE of hostile segments (their exits are logged and notified under their names); a third
     // stays, so that the round trip below does not recompile a hundred segments per definition
@@ -2776,6 +2839,8 @@ fn hostile_text_through_every_function() {
     phase("maintenance", &mut cx, &mut t);
     definitions(&mut cx);
     phase("definitions", &mut cx, &mut t);
+    change_log(&mut cx);
+    phase("change log", &mut cx, &mut t);
     unbind(&mut cx, &fx);
     nul(&mut cx);
     phase("unbind, NUL", &mut cx, &mut t);

@@ -165,7 +165,8 @@ SELECT s.name, array_agg(m.lead_id ORDER BY m.lead_id) AS members FROM kenbun.le
 SELECT who, superuser, count(*) FROM public.checked_by GROUP BY 1, 2 ORDER BY 1;
 
 -- every SECURITY DEFINER function pins search_path; none but the trigger functions is callable by
--- a role outside kenbun_admin
+-- a role outside kenbun_admin, except that readers consume the change log (consume_changes moves
+-- their consumer's position, _change_horizon reads the log's sequence)
 SELECT p.oid::regprocedure AS function, p.prorettype = 'trigger'::regtype AS is_trigger,
        has_function_privilege('kb_nobody', p.oid, 'EXECUTE') AS public,
        has_function_privilege('kb_reader', p.oid, 'EXECUTE') AS reader,
