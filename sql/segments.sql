@@ -568,17 +568,20 @@ BEGIN
     IF pg_catalog.current_setting('random_page_cost')::double precision > 1.1 THEN
         PERFORM pg_catalog.set_config('random_page_cost', '1.1', true);
     END IF;
+    -- and the membership table's statistics lag behind the build: no plan that rescans a
+    -- materialized side for every row
+    PERFORM pg_catalog.set_config('enable_material', 'off', true);
     -- 3. the diff of the range, with a snapshot taken after the locks. The rule goes in WHERE, where
     --    the planner turns its subqueries into joins over the range. A first fill only adds: the
-    --    members already there were put there by writes, which evaluated them as this would. (No
-    --    ON CONFLICT: with the stripes held, no writer adds members of this segment meanwhile.)
+    --    members already there were put there by writes, which evaluated them as this would. (ON
+    --    CONFLICT, not an anti-join with the membership table: its statistics lag behind a build, and
+    --    the planner then compares every row of the range with every member.)
     IF b.reason = 'initial' THEN
         EXECUTE format($q$
             WITH ins AS (INSERT INTO %7$s AS m (segment_id, %8$I)
                          SELECT $1, %1$s.%2$I FROM %4$s AS %1$s WHERE %5$s AND %6$s AND (%3$s)
-                            AND NOT EXISTS (SELECT 1 FROM %7$s h WHERE h.segment_id = $1 AND h.%8$I = %1$s.%2$I)
                           ORDER BY 2
-                         RETURNING m.%8$I::text AS member_id),
+                         ON CONFLICT DO NOTHING RETURNING m.%8$I::text AS member_id),
             logged AS (INSERT INTO kenbun.membership_changes (segment_id, kind, member_id, change, reason)
                        SELECT $1, $2, member_id, 'enter', $3 FROM ins RETURNING member_id),
             sent AS (SELECT kenbun._notify($1, $4, $2, 'enter', $3, g.ids) AS n
