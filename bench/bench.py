@@ -2,8 +2,12 @@
 """kenbun benchmark: membership maintenance against what a user would do instead, on the same data
 in the same run, every figure as a ratio to its baseline. Started by `make bench` (see BENCHMARKS.md).
 
-  bench/bench.py [--leads 100000] [--runs 3] [--quick] [--only fill,bulk,lowchange,unread,compile,diy,pgbench]
-                 [--clients 1,2,8] [--setup-only]
+  bench/bench.py [--leads 100000] [--runs 3] [--quick] [--only fill,bulk,lowchange,unread,compile,diy,pgbench,online]
+                 [--clients 1,2,8] [--setup-only] [--db NAME] [--reuse] [--online-seconds 2]
+
+  bench/bench.py --only online [--leads N]   writers' latency during online definition changes (0.5.0), online vs
+                                             synchronous fill, prune_changes (bench/online.py); database
+                                             kenbun_bench_online, results bench/results/<date>-online[-N].md/.json
 """
 import argparse
 import datetime
@@ -22,6 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 from segments import account_segments, lead_segments  # noqa: E402
+import online  # noqa: E402
 
 DB = "kenbun_bench"
 
@@ -37,7 +42,8 @@ SOCK, PORT, PG_BIN = env()
 AS_PG = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
 
-def psql(sql, db=DB, check=True):
+def psql(sql, db=None, check=True):
+    db = db or DB  # resolved per call: --db changes DB after these functions are defined
     p = subprocess.run(
         AS_PG + [f"{PG_BIN}/psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", SOCK, "-p", PORT, "-U", "postgres", "-d", db],
         input=sql, text=True, capture_output=True,
@@ -47,7 +53,7 @@ def psql(sql, db=DB, check=True):
     return p.stdout
 
 
-def timed(statements, db=DB, setup="", per=None):
+def timed(statements, db=None, setup="", per=None):
     """Runs setup, then each (label, sql) with \\timing; returns {label: [ms, ...]}."""
     script = [setup, "\\timing on"]
     for label, sql in statements:
@@ -72,7 +78,20 @@ def stats(xs):
     return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "n": len(xs)}
 
 
-def generate(n_leads):
+COPIES = """
+-- identical copies without kenbun: the baselines
+CREATE TABLE app.leads_plain (LIKE app.leads INCLUDING ALL);
+INSERT INTO app.leads_plain SELECT * FROM app.leads;
+CREATE TABLE app.events_plain (LIKE app.events INCLUDING ALL);
+INSERT INTO app.events_plain SELECT * FROM app.events;
+CREATE TABLE app.leads_diy (LIKE app.leads INCLUDING ALL);
+INSERT INTO app.leads_diy SELECT * FROM app.leads;
+"""
+
+
+def generate(n_leads, copies=True):
+    """copies: the plain copies of leads and events (the baselines of fill, bulk, lowchange, unread,
+    diy and pgbench); measure online does not use them."""
     n_acc = max(n_leads // 20, 10)
     n_ev = n_leads * 20
     t0 = time.time()
@@ -115,13 +134,7 @@ FROM (SELECT (ARRAY['page_view','page_view','page_view','page_view','email_open'
         FROM generate_series(1, {n_ev})) g;
 CREATE INDEX ON app.events (lead_id, type, occurred_at);
 CREATE INDEX ON app.leads (account_id);
--- identical copies without kenbun: the baselines
-CREATE TABLE app.leads_plain (LIKE app.leads INCLUDING ALL);
-INSERT INTO app.leads_plain SELECT * FROM app.leads;
-CREATE TABLE app.events_plain (LIKE app.events INCLUDING ALL);
-INSERT INTO app.events_plain SELECT * FROM app.events;
-CREATE TABLE app.leads_diy (LIKE app.leads INCLUDING ALL);
-INSERT INTO app.leads_diy SELECT * FROM app.leads;
+{COPIES if copies else ""}
 VACUUM ANALYZE;
 """)
     return {"leads": n_leads, "accounts": n_acc, "events": n_ev, "seconds": round(time.time() - t0, 1)}
@@ -142,8 +155,12 @@ SELECT kenbun.define_levels('engagement', 'score',
     for name, rule, _ in account_segments():
         rows.append(f"({q(name)}, 'account', {q(json.dumps(rule))})")
     t0 = time.time()
-    # one statement: segments referencing others come after them in the list
-    psql("SET client_min_messages = warning;\nINSERT INTO kenbun.segments (name, kind, rule) VALUES\n" + ",\n".join(rows) + ";")
+    # one statement: segments referencing others come after them in the list. Filled in this statement
+    # at every size, as before 0.5.0 (from 0.5.0, over kenbun.sync_max_rows rows, default 100,000, a
+    # definition change would only mark them building and leave the fill to CALL kenbun.segment_build();
+    # the setting is a placeholder that older versions ignore)
+    psql("SET client_min_messages = warning;\nSET kenbun.sync_max_rows = -1;\n"
+         "INSERT INTO kenbun.segments (name, kind, rule) VALUES\n" + ",\n".join(rows) + ";")
     return round(time.time() - t0, 2)
 
 
@@ -622,8 +639,9 @@ def report(r):
              f"{r['data']['events']:,} events; 50 lead and 10 account segments; {r['runs']} runs per figure "
              f"(median, [min–max]). Mode: {'quick' if r['quick'] else 'full'}.")
     L.append("")
-    L.append("| measure | kenbun | baseline | ratio | target |")
-    L.append("|---|---|---|---|---|")
+    if set(r) & {"fill", "bulk", "lowchange", "unread", "compile", "diy", "pgbench"}:
+        L.append("| measure | kenbun | baseline | ratio | target |")
+        L.append("|---|---|---|---|---|")
     if "fill" in r:
         f = r["fill"]
         L.append(f"| 1. full fill of all 60 segments (sum of medians) vs hand-written `INSERT … SELECT` plus one change-log row per member | "
@@ -704,6 +722,8 @@ def report(r):
         added = max(r["pgbench"]["update_c1"]["with"]["latency_ms"], 1e-6)
         L.append(f"| single-lead change vs refreshing all matviews | {fmt(added)} | {fmt(refresh_all)} | "
                  f"{refresh_all / added:,.0f}× cheaper | ≥ 100× |")
+    if "online" in r:
+        L += online.report_lines(r["online"])
     if r.get("fill", {}).get("mismatch"):
         L.append("")
         L.append(f"**Count mismatches between kenbun and the hand-written SQL:** {r['fill']['mismatch']}")
@@ -714,32 +734,55 @@ def report(r):
 
 
 def main():
+    global DB
     ap = argparse.ArgumentParser(
         description="kenbun benchmark (see BENCHMARKS.md). The database kenbun_bench is left in place after a run "
                     "(it is dropped and regenerated at the start of the next one), so bench/profile.sh can use it.")
     ap.add_argument("--leads", type=int, default=100000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="small data, one run, short pgbench: a smoke test")
-    ap.add_argument("--only", default="fill,bulk,lowchange,unread,compile,diy,pgbench",
-                    help="comma-separated measures to run (default: all of fill,bulk,lowchange,unread,compile,diy,pgbench)")
+    ap.add_argument("--only", default=None,
+                    help="comma-separated measures to run (default: fill,bulk,lowchange,unread,compile,diy,pgbench; "
+                         "with --quick, online too). online (writers' latency during online definition changes, "
+                         "online vs synchronous fill, prune_changes) is run only when named, or with --quick")
     ap.add_argument("--setup-only", action="store_true",
                     help="generate the data and define the segments, measure nothing (data for bench/profile.sh)")
     ap.add_argument("--pgbench-seconds", type=int, default=10)
     ap.add_argument("--clients", default="1,2,8", help="pgbench client counts (default 1,2,8)")
     ap.add_argument("--no-write", action="store_true", help="do not write bench/results")
+    ap.add_argument("--db", default=None,
+                    help=f"database (default {DB}; kenbun_bench_online when --only is online alone, so that it can run "
+                         f"beside the other measures)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep the data and segments a previous run left in the database (same --leads) instead of "
+                         "regenerating them: for developing a measure, not for results")
+    ap.add_argument("--online-seconds", type=float, default=None,
+                    help="online: seconds of writer load before and after each operation (default 2; 0.5 with --quick)")
     a = ap.parse_args()
     if a.quick:
         a.leads, a.runs, a.pgbench_seconds = min(a.leads, 5000), 1, 2
+    if a.online_seconds is None:
+        a.online_seconds = 0.5 if a.quick else 2.0
+    if a.only is None:
+        a.only = "fill,bulk,lowchange,unread,compile,diy,pgbench" + (",online" if a.quick else "")
     only = set(a.only.split(","))
-    unknown = only - {"fill", "bulk", "lowchange", "unread", "compile", "diy", "pgbench"}
+    unknown = only - {"fill", "bulk", "lowchange", "unread", "compile", "diy", "pgbench", "online"}
     if unknown:
         ap.error(f"unknown measure(s) in --only: {', '.join(sorted(unknown))}")
+    DB = a.db or ("kenbun_bench_online" if only == {"online"} else DB)
     t0 = time.time()
-    r = {"date": datetime.date.today().isoformat(), "quick": a.quick, "runs": a.runs}
-    print(f"generating {a.leads:,} leads …", flush=True)
-    r["data"] = generate(a.leads)
-    print("defining 60 segments …", flush=True)
-    r["define_seconds"] = define_segments()
+    r = {"date": datetime.date.today().isoformat(), "quick": a.quick, "runs": a.runs, "database": DB}
+    existing = psql(f"SELECT 1 FROM pg_database WHERE datname = {q(DB)}", "postgres").strip() == "1" if a.reuse else False
+    if existing and psql("SELECT count(*) FROM app.leads").strip() == str(a.leads):
+        print(f"reusing the data in database {DB} …", flush=True)
+        n = psql("SELECT (SELECT count(*) FROM app.accounts), (SELECT count(*) FROM app.events)").strip().split("|")
+        r["data"] = {"leads": a.leads, "accounts": int(n[0]), "events": int(n[1]), "seconds": 0, "reused": True}
+        r["define_seconds"] = 0
+    else:
+        print(f"generating {a.leads:,} leads …", flush=True)
+        r["data"] = generate(a.leads, copies=bool(only - {"online"}) or a.setup_only)
+        print("defining 60 segments …", flush=True)
+        r["define_seconds"] = define_segments()
     if a.setup_only:
         print(f"data and segments ready in database {DB} ({round(time.time() - t0, 1)} s)")
         return
@@ -765,6 +808,10 @@ def main():
     if "pgbench" in only:
         print("3. pgbench …", flush=True)
         r["pgbench"] = bench_pgbench(a.pgbench_seconds, [int(c) for c in a.clients.split(",")], a.leads)
+    if "online" in only:
+        print("7. online definition changes …", flush=True)
+        r["online"] = online.bench_online(psql, online.Conn(AS_PG, PG_BIN, SOCK, PORT, DB), a.leads, a.runs,
+                                          lead_s=a.online_seconds, quick=a.quick)
     drift = psql("SELECT count(*) FROM kenbun.segments s, kenbun.segment_drift(s.name) d WHERE NOT s.time_dependent").strip()
     r["drift_after"] = int(drift)
     r["seconds"] = round(time.time() - t0, 1)
@@ -773,13 +820,15 @@ def main():
     print(text)
     if not a.no_write:
         suffix = "-quick" if a.quick else ("" if a.leads == 100000 else f"-{a.leads}")
+        if only == {"online"}:
+            suffix = "-online" + suffix
         base = os.path.join(HERE, "results", f"{r['date']}{suffix}")
         with open(base + ".md", "w") as f:
             f.write(text)
         with open(base + ".json", "w") as f:
             json.dump(r, f, indent=2)
         print(f"written: {base}.md and .json")
-    if int(drift) != 0 or r.get("fill", {}).get("mismatch"):
+    if int(drift) != 0 or r.get("fill", {}).get("mismatch") or r.get("online", {}).get("problems"):
         sys.exit("the benchmark found drift or count mismatches")
 
 
