@@ -1094,4 +1094,9 @@ GRANT EXECUTE ON FUNCTION kenbun.consume_changes(text, integer), kenbun._change_
 GRANT EXECUTE ON FUNCTION kenbun.changes_since(bigint, integer), kenbun.consume_changes(text, integer),
     kenbun._change_horizon(bigint, integer), kenbun._check_limit(integer) TO kenbun_reader;
 
+-- == A full diff (segment_refresh, segment_repair, a synchronous rule change) plans hash joins: right
+-- after a fill the membership table has no statistics for the segment, and a nested-loop anti-join
+-- compared every member with every row.
+ALTER FUNCTION kenbun._recompute(bigint, text) SET enable_nestloop = off;
+
 -- (more parts above this line)

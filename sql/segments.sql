@@ -317,6 +317,12 @@ BEGIN
     USING seg.id, seg.kind, reason, seg.name;
 END $$;
 
+-- A full diff compares the whole membership of the segment with the rule's result; right after a
+-- segment was filled, the membership table has no statistics for it, the planner expects one row,
+-- and a nested-loop anti-join compares every member with every row (minutes at 100,000 leads, under
+-- the lock). Hash joins for the whole evaluation.
+ALTER FUNCTION kenbun._recompute(bigint, text) SET enable_nestloop = off;
+
 -- Removes every member of a segment (deactivation, deletion), logging and notifying the exits.
 CREATE FUNCTION kenbun._clear(seg_id bigint, seg_name text, kind text, reason text)
 RETURNS bigint LANGUAGE plpgsql

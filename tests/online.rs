@@ -246,6 +246,19 @@ fn writers_proceed_while_segments_are_built_rebuilt_refreshed_and_repaired() {
     assert_eq!(building, 0);
     // the change log agrees with the membership tables
     assert!(db::replay_mismatches(&mut c).is_empty(), "the change log does not replay to the membership");
+    // the synchronous path right after a fill: the membership table has no statistics for the new
+    // segment yet, and a nested-loop anti-join made this rule change take minutes under the lock
+    // (one transaction: no autovacuum can analyze the new members in between)
+    c.batch_execute("SET kenbun.sync_max_rows = -1; SET statement_timeout = '60s'").unwrap();
+    let t = Instant::now();
+    c.batch_execute(
+        r#"BEGIN;
+           INSERT INTO kenbun.segments (name, kind, rule) VALUES ('fresh', 'lead', '{"field":"country","op":"eq","value":"US"}');
+           UPDATE kenbun.segments SET rule = '{"field":"country","op":"eq","value":"FR"}' WHERE name = 'fresh';
+           COMMIT"#,
+    )
+    .unwrap_or_else(|e| panic!("a synchronous rule change right after the fill: {e}"));
+    eprintln!("synchronous rule change right after the fill: {:?}", t.elapsed());
 }
 
 #[test]
