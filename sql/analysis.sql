@@ -244,6 +244,19 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION kenbun.drift_report() IS 'Drift of every segment at once, and membership rows of segments that do not exist (as "(no segment <id>)").';
 
+-- The members of a segment, keys as text in key order (for export_definitions).
+CREATE FUNCTION kenbun._member_list(seg kenbun.segments)
+RETURNS jsonb LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    out jsonb;
+BEGIN
+    EXECUTE format('SELECT COALESCE(pg_catalog.jsonb_agg(m.%1$I::text ORDER BY m.%1$I), ''[]'') FROM %2$s m WHERE m.segment_id = $1',
+                   (kenbun._members_of(seg.kind)).col, (kenbun._members_of(seg.kind)).tbl)
+        INTO out USING seg.id;
+    RETURN out;
+END $$;
+
 CREATE FUNCTION kenbun.export_definitions()
 RETURNS jsonb LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
@@ -261,10 +274,19 @@ SET search_path = pg_catalog, pg_temp AS $$
                       'name', l.name, 'field', l.field, 'tiers', l.tiers) ORDER BY l.name) FROM kenbun.levels l), '[]'),
         'segments', COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                       'name', s.name, 'kind', s.kind, 'description', s.description, 'active', s.active,
-                      'rule', s.rule::jsonb, 'refresh_every', s.refresh_every::text) ORDER BY o.depth, s.name)
+                      'rule', s.rule::jsonb, 'refresh_every', s.refresh_every::text)
+                      || CASE WHEN s.type = 'static'
+                              THEN pg_catalog.jsonb_build_object('type', 'static', 'members', kenbun._member_list(s))
+                              ELSE '{}' END
+                      || COALESCE((SELECT pg_catalog.jsonb_build_object('overrides', pg_catalog.jsonb_build_object(
+                                    'include', COALESCE(pg_catalog.jsonb_agg(v.member_id ORDER BY v.member_id) FILTER (WHERE v.include), '[]'),
+                                    'exclude', COALESCE(pg_catalog.jsonb_agg(v.member_id ORDER BY v.member_id) FILTER (WHERE NOT v.include), '[]')))
+                                     FROM kenbun.member_overrides v WHERE v.segment_id = s.id HAVING pg_catalog.count(*) > 0), '{}')
+                      ORDER BY o.depth, s.name)
                       FROM kenbun.segments s JOIN o ON o.name = s.name), '[]'))
 $$;
-COMMENT ON FUNCTION kenbun.export_definitions() IS 'Field mappings, levels and segments (in dependency order) as one JSON document.';
+COMMENT ON FUNCTION kenbun.export_definitions() IS 'Field mappings, levels and segments (in dependency order) as one JSON document, with the members of static segments ("members", keys as text) and the overrides of dynamic ones ("overrides": {"include": […], "exclude": […]}). Membership of dynamic segments is not included: it follows from the rules.';
+
 
 CREATE FUNCTION kenbun._doc_error(path text, msg text)
 RETURNS void LANGUAGE plpgsql
@@ -331,14 +353,24 @@ BEGIN
     END LOOP;
     i := 0;
     FOR x IN SELECT v FROM pg_catalog.jsonb_array_elements(COALESCE(doc -> 'segments', '[]')) v LOOP
-        IF pg_catalog.jsonb_typeof(x) <> 'object' OR NOT (x ?& ARRAY['name', 'kind', 'rule']) THEN
+        IF pg_catalog.jsonb_typeof(x) <> 'object' OR NOT (x ?& ARRAY['name', 'kind'])
+           OR NOT (x ? 'rule' OR x ->> 'type' = 'static') THEN
             PERFORM kenbun._doc_error(format('$.segments[%s]', i), 'expected {"name","kind","rule",…}');
         END IF;
+        IF COALESCE(x ->> 'type', 'dynamic') NOT IN ('dynamic', 'static') THEN
+            PERFORM kenbun._doc_error(format('$.segments[%s].type', i), 'expected "dynamic" or "static"');
+        END IF;
+        FOREACH k IN ARRAY ARRAY['members', 'overrides,include', 'overrides,exclude'] LOOP
+            IF x #> pg_catalog.string_to_array(k, ',') IS NOT NULL
+               AND pg_catalog.jsonb_typeof(x #> pg_catalog.string_to_array(k, ',')) <> 'array' THEN
+                PERFORM kenbun._doc_error(format('$.segments[%s].%s', i, pg_catalog.replace(k, ',', '.')), 'expected an array of keys');
+            END IF;
+        END LOOP;
         IF x ->> 'kind' NOT IN ('lead', 'account') THEN
             PERFORM kenbun._doc_error(format('$.segments[%s].kind', i), 'expected "lead" or "account"');
         END IF;
         BEGIN
-            PERFORM (x -> 'rule')::kenbun.segment_rule;
+            PERFORM (NULLIF(x -> 'rule', 'null'))::kenbun.segment_rule;
         EXCEPTION WHEN OTHERS THEN
             PERFORM kenbun._doc_error(format('$.segments[%s].rule', i), SQLERRM);
         END;
@@ -361,18 +393,53 @@ BEGIN
         n := n + 1;
     END LOOP;
     FOR x IN SELECT v FROM pg_catalog.jsonb_array_elements(COALESCE(doc -> 'segments', '[]')) v LOOP
-        INSERT INTO kenbun.segments AS s (name, kind, description, active, rule, refresh_every)
+        INSERT INTO kenbun.segments AS s (name, kind, description, active, rule, refresh_every, type)
         VALUES (x ->> 'name', x ->> 'kind', x ->> 'description', COALESCE((x ->> 'active')::boolean, true),
-                (x -> 'rule')::kenbun.segment_rule, (x ->> 'refresh_every')::interval)
+                (NULLIF(x -> 'rule', 'null'))::kenbun.segment_rule, (x ->> 'refresh_every')::interval,
+                COALESCE(x ->> 'type', 'dynamic'))
         ON CONFLICT (name) DO UPDATE
            SET description = EXCLUDED.description, active = EXCLUDED.active, rule = EXCLUDED.rule,
                refresh_every = EXCLUDED.refresh_every
-         WHERE s.kind = EXCLUDED.kind;
+         WHERE s.kind = EXCLUDED.kind AND s.type = EXCLUDED.type;
         IF NOT FOUND THEN
-            RAISE EXCEPTION 'segment "%" exists with another kind', x ->> 'name' USING ERRCODE = '42710';
+            RAISE EXCEPTION 'segment "%" exists with another kind or type', x ->> 'name' USING ERRCODE = '42710';
         END IF;
+        PERFORM kenbun._import_members(x);
         n := n + 1;
     END LOOP;
     RETURN n;
 END $$;
-COMMENT ON FUNCTION kenbun.import_definitions(jsonb, boolean) IS 'Imports a document made by export_definitions, all or nothing; returns how many definitions it created or replaced.';
+COMMENT ON FUNCTION kenbun.import_definitions(jsonb, boolean) IS 'Imports a document made by export_definitions, all or nothing; returns how many definitions it created or replaced. A static segment gets exactly the listed members, a dynamic one exactly the listed overrides (their keys must exist in the bound tables: 23503 otherwise).';
+
+-- A static segment's members or a dynamic segment's overrides as an imported document lists them
+-- (exactly those: a replaced segment loses the others).
+CREATE FUNCTION kenbun._import_members(x jsonb)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    seg kenbun.segments := kenbun._segment(x ->> 'name');
+    want text[];
+    have text[];
+BEGIN
+    IF seg.type = 'static' THEN
+        want := kenbun._member_keys(seg, ARRAY(SELECT pg_catalog.jsonb_array_elements_text(COALESCE(x -> 'members', '[]'))));
+        have := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(kenbun._member_list(seg)));
+        IF EXISTS (SELECT 1 FROM pg_catalog.unnest(have) h WHERE h <> ALL (want)) THEN
+            PERFORM kenbun.segment_remove(seg.name, ARRAY(SELECT h FROM pg_catalog.unnest(have) h WHERE h <> ALL (want)));
+        END IF;
+        IF EXISTS (SELECT 1 FROM pg_catalog.unnest(want) w WHERE w <> ALL (have)) THEN
+            PERFORM kenbun.segment_add(seg.name, ARRAY(SELECT w FROM pg_catalog.unnest(want) w WHERE w <> ALL (have)));
+        END IF;
+        RETURN;
+    END IF;
+    have := ARRAY(SELECT o.member_id FROM kenbun.member_overrides o WHERE o.segment_id = seg.id);
+    IF have <> '{}' THEN
+        PERFORM kenbun.segment_clear_override(seg.name, have);
+    END IF;
+    IF pg_catalog.jsonb_array_length(COALESCE(x #> '{overrides,include}', '[]')) > 0 THEN
+        PERFORM kenbun.segment_include(seg.name, ARRAY(SELECT pg_catalog.jsonb_array_elements_text(x #> '{overrides,include}')));
+    END IF;
+    IF pg_catalog.jsonb_array_length(COALESCE(x #> '{overrides,exclude}', '[]')) > 0 THEN
+        PERFORM kenbun.segment_exclude(seg.name, ARRAY(SELECT pg_catalog.jsonb_array_elements_text(x #> '{overrides,exclude}')));
+    END IF;
+END $$;

@@ -52,7 +52,7 @@ GRANT INSERT, UPDATE, DELETE ON kenbun.bindings, kenbun.fields, kenbun.levels, k
 ALTER FUNCTION kenbun._catalog_changed(boolean) SECURITY DEFINER;
 ALTER FUNCTION kenbun._ensure_members(text) SECURITY DEFINER;
 ALTER FUNCTION kenbun._rebuild_maintenance() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-ALTER FUNCTION kenbun._recompute(bigint, text) SECURITY DEFINER;
+ALTER FUNCTION kenbun._recompute(bigint, text, text[]) SECURITY DEFINER;
 ALTER FUNCTION kenbun._clear(bigint, text, text, text) SECURITY DEFINER;
 ALTER FUNCTION kenbun._lock_bound(text) SECURITY DEFINER;
 ALTER FUNCTION kenbun.unbind(text) SECURITY DEFINER;
@@ -83,7 +83,7 @@ BEGIN
                                       'segment_repair', 'refresh_due', 'import_definitions', '_recompute_cascade',
                                       'segment_build', 'segment_refresh_concurrently', 'segment_repair_concurrently',
                                       'refresh_due_concurrently', '_rebuild_concurrently',
-                                      '_segment_compile', '_pending', '_pending_clear', '_pending_rows', '_pending_rows_exist'))
+                                      '_segment_compile', '_compile_saved', '_pending', '_pending_clear', '_pending_rows', '_pending_rows_exist'))
     LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON ROUTINE %s FROM PUBLIC', f);
         EXECUTE pg_catalog.format('GRANT EXECUTE ON ROUTINE %s TO kenbun_admin', f);
@@ -108,3 +108,27 @@ GRANT EXECUTE ON FUNCTION kenbun.consume_changes(text, integer), kenbun._change_
 -- _change_horizon reads the sequence as the owner)
 GRANT EXECUTE ON FUNCTION kenbun.changes_since(bigint, integer), kenbun.consume_changes(text, integer),
     kenbun._change_horizon(bigint, integer), kenbun._check_limit(integer) TO kenbun_reader;
+
+-- static segments, overrides and lead history (issue 13). Self-contained (the upgrade script repeats
+-- it as is). The functions that change members write membership, the change log and overrides, and
+-- lock the bound tables: they run as the owner, for admins only. The view of the overrides reads
+-- as its owner: readers only.
+REVOKE ALL ON kenbun.member_overrides, kenbun.segment_overrides FROM PUBLIC;
+GRANT SELECT ON kenbun.member_overrides, kenbun.segment_overrides TO kenbun_reader;
+ALTER FUNCTION kenbun._apply(kenbun.segments, text, text, text[]) SECURITY DEFINER;
+ALTER FUNCTION kenbun._lock_members(kenbun.segments, text[], boolean) SECURITY DEFINER;
+ALTER FUNCTION kenbun._static_change(text, text[], text) SECURITY DEFINER;
+ALTER FUNCTION kenbun._override(text, text[], boolean) SECURITY DEFINER;
+ALTER FUNCTION kenbun.segment_snapshot(text, text) SECURITY DEFINER;
+REVOKE ALL ON FUNCTION kenbun._apply(kenbun.segments, text, text, text[]), kenbun._lock_members(kenbun.segments, text[], boolean),
+    kenbun._static_change(text, text[], text), kenbun._override(text, text[], boolean), kenbun._static_fill(kenbun.segments),
+    kenbun._static_segment(text), kenbun._member_keys(kenbun.segments, text[]), kenbun._import_members(jsonb),
+    kenbun.segment_snapshot(text, text), kenbun.segment_add(text, text[]), kenbun.segment_add(text, anyarray),
+    kenbun.segment_remove(text, text[]), kenbun.segment_remove(text, anyarray), kenbun.segment_include(text, text[]),
+    kenbun.segment_exclude(text, text[]), kenbun.segment_clear_override(text, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kenbun._apply(kenbun.segments, text, text, text[]), kenbun._lock_members(kenbun.segments, text[], boolean),
+    kenbun._static_change(text, text[], text), kenbun._override(text, text[], boolean), kenbun._static_fill(kenbun.segments),
+    kenbun._static_segment(text), kenbun._member_keys(kenbun.segments, text[]), kenbun._import_members(jsonb),
+    kenbun.segment_snapshot(text, text), kenbun.segment_add(text, text[]), kenbun.segment_add(text, anyarray),
+    kenbun.segment_remove(text, text[]), kenbun.segment_remove(text, anyarray), kenbun.segment_include(text, text[]),
+    kenbun.segment_exclude(text, text[]), kenbun.segment_clear_override(text, text[]) TO kenbun_admin;

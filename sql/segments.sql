@@ -7,7 +7,7 @@ CREATE TABLE kenbun.segments (
     kind              text NOT NULL CHECK (kind IN ('lead', 'account')),
     description       text,
     active            boolean NOT NULL DEFAULT true,
-    rule              kenbun.segment_rule NOT NULL,
+    rule              kenbun.segment_rule,
     refresh_every     interval CHECK (refresh_every > interval '0'),
     last_refreshed_at timestamptz,
     created_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -17,11 +17,14 @@ CREATE TABLE kenbun.segments (
     time_dependent    boolean NOT NULL DEFAULT false,
     reads             jsonb NOT NULL DEFAULT '[]',
     depends_on        text[] NOT NULL DEFAULT '{}',
-    status            text NOT NULL DEFAULT 'ready' CHECK (status IN ('building', 'ready'))
+    status            text NOT NULL DEFAULT 'ready' CHECK (status IN ('building', 'ready')),
+    type              text NOT NULL DEFAULT 'dynamic' CHECK (type IN ('dynamic', 'static')),
+    CONSTRAINT segments_rule_check CHECK (type = 'static' OR rule IS NOT NULL)
 );
 COMMENT ON TABLE kenbun.segments IS 'Saved segments. INSERT, UPDATE and DELETE maintain membership; see the README.';
 COMMENT ON COLUMN kenbun.segments.compiled_sql IS 'The rule compiled to SQL (maintained by kenbun).';
 COMMENT ON COLUMN kenbun.segments.depends_on IS 'Segments this rule references directly (maintained by kenbun).';
+COMMENT ON COLUMN kenbun.segments.type IS 'dynamic: membership follows the rule (with manual overrides, kenbun.segment_include/segment_exclude); static: a hand-kept list (kenbun.segment_add/segment_remove) that maintenance never changes, except that a deleted row leaves it. A static segment''s rule, if any, filled it once when it was created.';
 COMMENT ON COLUMN kenbun.segments.status IS 'ready, or building: membership is being filled or re-evaluated in batches by CALL kenbun.segment_build(); progress in kenbun.segment_progress (maintained by kenbun).';
 CREATE INDEX segments_depends_on_idx ON kenbun.segments USING gin (depends_on);
 
@@ -31,12 +34,36 @@ CREATE TABLE kenbun.membership_changes (
     kind       text NOT NULL CHECK (kind IN ('lead', 'account')),
     member_id  text NOT NULL,
     change     text NOT NULL CHECK (change IN ('enter', 'exit')),
-    reason     text NOT NULL CHECK (reason IN ('initial', 'rule_change', 'data_change', 'refresh', 'repair', 'deactivate')),
+    reason     text NOT NULL CONSTRAINT membership_changes_reason_check CHECK (reason IN ('initial', 'rule_change', 'data_change', 'refresh', 'repair', 'deactivate', 'manual')),
     changed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     txid       xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id()
 );
 COMMENT ON TABLE kenbun.membership_changes IS 'Append-only log of every enter and exit.';
 CREATE INDEX membership_changes_segment_idx ON kenbun.membership_changes (segment_id, id);
+-- kenbun.lead_history: one lead's changes
+CREATE INDEX membership_changes_lead_idx ON kenbun.membership_changes (member_id, id) WHERE kind = 'lead';
+
+-- == Manual overrides of dynamic segments (kenbun.segment_include / segment_exclude): an included
+-- member is in whatever the rule says, an excluded one out. A segment with overrides has its rule
+-- wrapped (compiled_sql) so that every path that evaluates it (triggers, fills, refresh, drift) agrees.
+CREATE TABLE kenbun.member_overrides (
+    segment_id bigint NOT NULL,
+    member_id  text NOT NULL,
+    include    boolean NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    created_by name NOT NULL DEFAULT CURRENT_USER,
+    PRIMARY KEY (segment_id, member_id)
+);
+COMMENT ON TABLE kenbun.member_overrides IS 'Manual overrides of dynamic segments (maintained by kenbun.segment_include, segment_exclude and segment_clear_override; listed by the view kenbun.segment_overrides).';
+COMMENT ON COLUMN kenbun.member_overrides.member_id IS 'The member''s key as text, in its canonical form (the key cast to text).';
+SELECT pg_catalog.pg_extension_config_dump('kenbun.member_overrides', '');
+
+CREATE VIEW kenbun.segment_overrides AS
+SELECT s.name AS segment, s.kind, o.member_id,
+       CASE WHEN o.include THEN 'include' ELSE 'exclude' END AS override,
+       o.created_at, o.created_by
+  FROM kenbun.member_overrides o JOIN kenbun.segments s ON s.id = o.segment_id;
+COMMENT ON VIEW kenbun.segment_overrides IS 'Every manual override: segment name, kind, member key, include or exclude, when and by whom.';
 
 -- A segment being built (status 'building'): where its batched fill or re-evaluation stands. One row
 -- per segment; CALL kenbun.segment_build() resumes after after_key and deletes the row when done.
@@ -105,7 +132,8 @@ SELECT pg_catalog.jsonb_build_object(
         FROM kenbun.levels v), '[]'::jsonb),
   'segments', COALESCE((
       SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('id', s.id, 'name', s.name, 'kind', s.kind,
-                                                                'rule', s.rule::jsonb))
+                                                                'rule', s.rule::jsonb, 'static', s.type = 'static',
+                                                                'overrides', EXISTS (SELECT 1 FROM kenbun.member_overrides o WHERE o.segment_id = s.id)))
         FROM kenbun.segments s), '[]'::jsonb))
 $$;
 
@@ -117,7 +145,7 @@ SET search_path = pg_catalog, pg_temp AS $$
            CASE kind WHEN 'lead' THEN 'lead_id' ELSE 'account_id' END
 $$;
 
--- Creates (or re-creates, when the key type changed) the membership table of a kind.
+-- Creates (or re-creates, when the key type changed) the membership table of a kind, and its view.
 CREATE FUNCTION kenbun._ensure_members(kind text)
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
@@ -133,23 +161,34 @@ BEGIN
     SELECT a.atttypid::regtype INTO current
       FROM pg_catalog.pg_attribute a
      WHERE a.attrelid = pg_catalog.to_regclass('kenbun.' || tbl) AND a.attname = col;
-    IF current IS NOT DISTINCT FROM keytype THEN
-        RETURN;
+    IF current IS DISTINCT FROM keytype THEN
+        IF current IS NOT NULL THEN
+            EXECUTE format('DROP VIEW IF EXISTS kenbun.%I', kind || '_segment_members');
+            EXECUTE format('DROP TABLE kenbun.%I', tbl);
+        END IF;
+        EXECUTE format($ddl$
+            CREATE TABLE kenbun.%1$I (
+                segment_id bigint NOT NULL,
+                %2$I %3$s NOT NULL,
+                entered_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+                PRIMARY KEY (segment_id, %2$I)
+            );
+            CREATE INDEX %4$I ON kenbun.%1$I (%2$I, segment_id);
+            COMMENT ON TABLE kenbun.%1$I IS 'Current members of each active %5$s segment (maintained by kenbun).';
+            GRANT SELECT ON kenbun.%1$I TO kenbun_reader
+        $ddl$, tbl, col, keytype, tbl || '_' || col || '_idx', kind);
     END IF;
-    IF current IS NOT NULL THEN
-        EXECUTE format('DROP TABLE kenbun.%I', tbl);
+    IF pg_catalog.to_regclass('kenbun.' || kind || '_segment_members') IS NULL THEN
+        -- for BI tools: members by segment name without a join
+        EXECUTE format($ddl$
+            CREATE VIEW kenbun.%3$I AS
+                SELECT s.id AS segment_id, s.name AS segment_name, s.kind, s.type AS segment_type,
+                       m.%2$I AS member_id, m.entered_at
+                  FROM kenbun.%1$I m JOIN kenbun.segments s ON s.id = m.segment_id;
+            COMMENT ON VIEW kenbun.%3$I IS 'Members of every %4$s segment with the segment''s id, name, kind and type, for BI tools.';
+            GRANT SELECT ON kenbun.%3$I TO kenbun_reader
+        $ddl$, tbl, col, kind || '_segment_members', kind);
     END IF;
-    EXECUTE format($ddl$
-        CREATE TABLE kenbun.%1$I (
-            segment_id bigint NOT NULL,
-            %2$I %3$s NOT NULL,
-            entered_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-            PRIMARY KEY (segment_id, %2$I)
-        );
-        CREATE INDEX %4$I ON kenbun.%1$I (%2$I, segment_id);
-        COMMENT ON TABLE kenbun.%1$I IS 'Current members of each active %5$s segment (maintained by kenbun).';
-        GRANT SELECT ON kenbun.%1$I TO kenbun_reader
-    $ddl$, tbl, col, keytype, tbl || '_' || col || '_idx', kind);
 END $$;
 
 -- Sends the changes of one segment as NOTIFY kenbun_membership, one JSON payload per batch of
@@ -251,23 +290,22 @@ BEGIN
 END $$;
 
 -- The query text "SELECT key FROM <bound table> AS l|a WHERE <rule>" of a segment.
-CREATE FUNCTION kenbun._members_query(seg kenbun.segments)
+-- The query of a segment's members by its rule; with only_keys, of those whose key is in $5 (text[]).
+CREATE FUNCTION kenbun._members_query(seg kenbun.segments, only_keys boolean DEFAULT false)
 RETURNS text LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    b kenbun.bindings;
+    b record := kenbun._bound(seg.kind);
     alias text := CASE seg.kind WHEN 'lead' THEN 'l' ELSE 'a' END;
 BEGIN
-    SELECT * INTO b FROM kenbun.bindings x WHERE x.kind = seg.kind;
-    IF b.relid IS NULL THEN
-        RAISE EXCEPTION 'no table is bound for kind "%"', seg.kind USING ERRCODE = '55000';
-    END IF;
-    RETURN format('SELECT %1$s.%2$I AS mid FROM %3$s AS %1$s WHERE %4$s', alias, b.key_column, b.relid, seg.compiled_sql);
+    RETURN format('SELECT %1$s.%2$I AS mid FROM %3$s AS %1$s WHERE %4$s', alias, b.key, b.tbl, seg.compiled_sql)
+        || CASE WHEN only_keys THEN format(' AND %1$s.%2$I = ANY ($5::%3$s[])', alias, b.key, b.keytype) ELSE '' END;
 END $$;
 
 -- Recomputes a segment's membership as a diff against the rule over current data, logs and
--- notifies the changes. Returns how many entered and exited.
-CREATE FUNCTION kenbun._recompute(seg_id bigint, reason text, OUT entered bigint, OUT exited bigint)
+-- notifies the changes. Returns how many entered and exited. With only_keys, only those members
+-- (keys as text) are compared (a manual override of them).
+CREATE FUNCTION kenbun._recompute(seg_id bigint, reason text, only_keys text[] DEFAULT NULL, OUT entered bigint, OUT exited bigint)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -275,11 +313,15 @@ DECLARE
     tbl text;
     col text;
     empty boolean;
+    restrict text := '';
 BEGIN
     SELECT * INTO seg FROM kenbun.segments s WHERE s.id = seg_id;
     SELECT m.tbl, m.col INTO tbl, col FROM kenbun._members_of(seg.kind) m;
+    IF only_keys IS NOT NULL THEN
+        restrict := format(' AND m.%I = ANY ($5::%s[])', col, (kenbun._bound(seg.kind)).keytype);
+    END IF;
     EXECUTE format('SELECT NOT EXISTS (SELECT 1 FROM %s m WHERE m.segment_id = $1)', tbl) INTO empty USING seg.id;
-    IF empty THEN
+    IF empty AND only_keys IS NULL THEN
         -- a first fill (insert, activation): nothing to compare with
         EXECUTE format($q$
             WITH ins AS (INSERT INTO %2$s AS m (segment_id, %3$I)
@@ -303,7 +345,7 @@ BEGIN
                  ORDER BY 2
                 ON CONFLICT DO NOTHING RETURNING m.%3$I::text AS member_id),
         del AS (DELETE FROM %2$s AS m
-                 WHERE m.segment_id = $1 AND NOT EXISTS (SELECT 1 FROM should s WHERE s.mid = m.%3$I)
+                 WHERE m.segment_id = $1%4$s AND NOT EXISTS (SELECT 1 FROM should s WHERE s.mid = m.%3$I)
                 RETURNING m.%3$I::text AS member_id),
         logged AS (INSERT INTO kenbun.membership_changes (segment_id, kind, member_id, change, reason)
                    SELECT $1, $2, member_id, 'exit', $3 FROM del
@@ -312,16 +354,16 @@ BEGIN
         sent AS (SELECT kenbun._notify($1, $4, $2, g.change, $3, g.ids) AS n
                    FROM (SELECT change, pg_catalog.array_agg(member_id ORDER BY member_id) AS ids FROM logged GROUP BY change) g)
         SELECT (SELECT pg_catalog.count(*) FROM ins), (SELECT pg_catalog.count(*) FROM del), (SELECT pg_catalog.count(*) FROM sent)
-    $q$, kenbun._members_query(seg), tbl, col)
+    $q$, kenbun._members_query(seg, only_keys IS NOT NULL), tbl, col, restrict)
     INTO entered, exited
-    USING seg.id, seg.kind, reason, seg.name;
+    USING seg.id, seg.kind, reason, seg.name, only_keys;
 END $$;
 
 -- A full diff compares the whole membership of the segment with the rule's result; right after a
 -- segment was filled, the membership table has no statistics for it, the planner expects one row,
 -- and a nested-loop anti-join compares every member with every row (minutes at 100,000 leads, under
 -- the lock). Hash joins for the whole evaluation.
-ALTER FUNCTION kenbun._recompute(bigint, text) SET enable_nestloop = off;
+ALTER FUNCTION kenbun._recompute(bigint, text, text[]) SET enable_nestloop = off;
 
 -- Removes every member of a segment (deactivation, deletion), logging and notifying the exits.
 CREATE FUNCTION kenbun._clear(seg_id bigint, seg_name text, kind text, reason text)
@@ -388,6 +430,11 @@ BEGIN
             RAISE EXCEPTION 'cannot change the kind of segment "%"', OLD.name
                 USING ERRCODE = '0A000', HINT = 'create a new segment of the other kind';
         END IF;
+        IF NEW.type <> OLD.type THEN
+            RAISE EXCEPTION 'cannot change the type of segment "%" (%)', OLD.name, OLD.type
+                USING ERRCODE = '0A000',
+                      HINT = 'kenbun.segment_snapshot(name, new_name) freezes a dynamic segment''s members as a new static segment';
+        END IF;
         IF NEW.name <> OLD.name THEN
             SELECT pg_catalog.string_agg(pg_catalog.format('"%s"', s.name), ', ' ORDER BY s.name) INTO users
               FROM kenbun.segments s WHERE OLD.name = ANY (s.depends_on) AND s.id <> OLD.id;
@@ -397,7 +444,16 @@ BEGIN
             END IF;
         END IF;
     END IF;
-    c := kenbun._segment_compile(NEW.rule, NEW.kind, NEW.name, NEW.id);
+    IF NEW.type = 'static' AND NOT NEW.active THEN
+        RAISE EXCEPTION 'static segment "%" cannot be inactive', NEW.name
+            USING ERRCODE = '0A000', HINT = 'a static segment is a list kept by hand; deactivating it would empty it: delete it instead';
+    END IF;
+    IF NEW.type = 'dynamic' AND NEW.rule IS NULL THEN
+        RAISE EXCEPTION 'dynamic segment "%" needs a rule', NEW.name
+            USING ERRCODE = '23502', HINT = 'give it a rule, or make it a static list (type ''static'') filled with kenbun.segment_add';
+    END IF;
+    c := kenbun._compile_saved(NEW.rule, NEW.kind, NEW.name, NEW.id, NEW.type,
+                                 EXISTS (SELECT 1 FROM kenbun.member_overrides o WHERE o.segment_id = NEW.id));
     NEW.compiled_sql := c ->> 'sql';
     NEW.time_dependent := (c ->> 'time_dependent')::boolean;
     NEW.reads := c -> 'reads';
@@ -409,7 +465,12 @@ BEGIN
         NEW.created_at := pg_catalog.now();
     END IF;
     NEW.updated_at := pg_catalog.now();
-    refill := NEW.active AND (TG_OP = 'INSERT' OR NOT OLD.active OR NEW.compiled_sql IS DISTINCT FROM OLD.compiled_sql);
+    -- a static segment is filled once, from its rule if it has one (segments_after); a recompile that
+    -- only adds or removes the overrides' wrapper (kenbun.membership_kept, set by the override
+    -- functions, which then re-evaluate the overridden members themselves) changes no membership
+    refill := NEW.active AND NEW.type = 'dynamic'
+              AND pg_catalog.current_setting('kenbun.membership_kept', true) IS DISTINCT FROM 'on'
+              AND (TG_OP = 'INSERT' OR NOT OLD.active OR NEW.compiled_sql IS DISTINCT FROM OLD.compiled_sql);
     IF refill THEN
         NEW.last_refreshed_at := pg_catalog.now();
     END IF;
@@ -916,7 +977,9 @@ BEGIN
     END IF;
     IF TG_OP = 'INSERT' THEN
         PERFORM pg_catalog.set_config('kenbun.rebuild_pending', 'on', true);
-        IF NEW.active THEN
+        IF NEW.type = 'static' THEN
+            PERFORM kenbun._static_fill(NEW);
+        ELSIF NEW.active THEN
             PERFORM kenbun._fill(NEW, 'initial');
         END IF;
     ELSIF TG_OP = 'UPDATE' THEN
@@ -925,7 +988,8 @@ BEGIN
             PERFORM kenbun._clear(NEW.id, NEW.name, NEW.kind, 'deactivate');
         ELSIF NEW.active AND NOT OLD.active THEN
             PERFORM kenbun._fill(NEW, 'initial');
-        ELSIF NEW.active AND NEW.compiled_sql IS DISTINCT FROM OLD.compiled_sql THEN
+        ELSIF NEW.active AND NEW.compiled_sql IS DISTINCT FROM OLD.compiled_sql AND NEW.type = 'dynamic'
+              AND pg_catalog.current_setting('kenbun.membership_kept', true) IS DISTINCT FROM 'on' THEN
             PERFORM kenbun._fill(NEW, 'rule_change');
         END IF;
         IF NEW.compiled_sql IS DISTINCT FROM OLD.compiled_sql OR NEW.name <> OLD.name THEN
@@ -935,6 +999,7 @@ BEGIN
     ELSE
         PERFORM pg_catalog.set_config('kenbun.rebuild_pending', 'on', true);
         DELETE FROM kenbun.segment_builds b WHERE b.segment_id = OLD.id;
+        DELETE FROM kenbun.member_overrides o WHERE o.segment_id = OLD.id;
         PERFORM kenbun._clear(OLD.id, OLD.name, OLD.kind, 'deactivate');
     END IF;
     RETURN NULL;
@@ -1024,8 +1089,10 @@ BEGIN
 END $$;
 
 -- Recomputes an active segment, then every active segment that uses it (directly or through others),
--- in dependency order; returns the entries and exits of all of them.
-CREATE FUNCTION kenbun._recompute_cascade(seg_id bigint, reason text, OUT entered bigint, OUT exited bigint)
+-- in dependency order; returns the entries and exits of all of them. Without include_self, only the
+-- segments that use it (its own members were changed by hand).
+CREATE FUNCTION kenbun._recompute_cascade(seg_id bigint, reason text, include_self boolean DEFAULT true,
+                                          OUT entered bigint, OUT exited bigint)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1042,7 +1109,7 @@ BEGIN
               FROM dep d JOIN kenbun.segments x ON d.name = ANY (x.depends_on) AND x.id <> d.id
              WHERE d.depth < 64)
         SELECT d.id FROM dep d JOIN kenbun.segments x ON x.id = d.id
-         WHERE x.active
+         WHERE x.active AND (include_self OR d.id <> seg_id)
          GROUP BY d.id ORDER BY pg_catalog.max(d.depth), d.id
     LOOP
         SELECT * INTO r FROM kenbun._recompute(s.id, reason);
@@ -1058,12 +1125,18 @@ DECLARE
     seg kenbun.segments := kenbun._segment(name);
     new_id bigint;
 BEGIN
-    INSERT INTO kenbun.segments (name, kind, description, active, rule, refresh_every)
-    VALUES (new_name, seg.kind, seg.description, seg.active, seg.rule, seg.refresh_every)
+    INSERT INTO kenbun.segments (name, kind, description, active, rule, refresh_every, type)
+    VALUES (new_name, seg.kind, seg.description, seg.active, CASE WHEN seg.type = 'dynamic' THEN seg.rule END, seg.refresh_every, seg.type)
     RETURNING id INTO new_id;
+    IF seg.type = 'static' THEN
+        -- a list: the same members (its rule, which filled it once, is kept as a description)
+        PERFORM kenbun._apply(x, 'enter', 'initial', ARRAY(SELECT pg_catalog.jsonb_array_elements_text(kenbun._member_list(seg))))
+           FROM kenbun.segments x WHERE x.id = new_id;
+        UPDATE kenbun.segments x SET rule = seg.rule WHERE x.id = new_id;
+    END IF;
     RETURN new_id;
 END $$;
-COMMENT ON FUNCTION kenbun.segment_copy(text, text) IS 'Copies a segment''s definition and description under a new name; membership is recomputed.';
+COMMENT ON FUNCTION kenbun.segment_copy(text, text) IS 'Copies a segment''s definition and description under a new name; returns the new id. A dynamic copy''s membership is computed from the rule (overrides are not copied); a static copy gets the same members.';
 
 CREATE FUNCTION kenbun.segment_refresh(name text, OUT entered bigint, OUT exited bigint)
 LANGUAGE plpgsql

@@ -14,6 +14,8 @@ extension_sql_file!(
     requires = ["segments", _rule_query]
 );
 
+extension_sql_file!("../sql/manual.sql", name = "manual", requires = ["analysis"]);
+
 fn spi_err(e: pgrx::spi::SpiError) -> ! {
     raise(KenbunError::new(
         SqlState::ObjectNotInPrerequisiteState,
@@ -42,7 +44,7 @@ fn _rule_query(rule: segment_rule, kind: &str) -> String {
 fn saved(name: &str) -> (Kind, Rule, bool) {
     let row = Spi::connect(|c| {
         let t = c.select(
-            "SELECT kind, rule::text, active FROM kenbun.segments WHERE name = $1",
+            "SELECT kind, rule::text, active, type FROM kenbun.segments WHERE name = $1",
             Some(1),
             &[name.into()],
         )?;
@@ -50,6 +52,12 @@ fn saved(name: &str) -> (Kind, Rule, bool) {
             return Ok(None);
         }
         let r = t.first();
+        if r.get::<String>(4)?.as_deref() == Some("static") {
+            raise(
+                KenbunError::new(SqlState::FeatureNotSupported, format!("segment \"{name}\" is static: a list kept by hand, not a rule"))
+                    .hint("its members are in kenbun.lead_segment_members / kenbun.account_segment_members; kenbun.segment_why(name, member_id) says whether one is in it"),
+            );
+        }
         Ok::<_, pgrx::spi::SpiError>(Some((
             r.get::<String>(1)?.unwrap_or_default(),
             r.get::<String>(2)?.unwrap_or_default(),

@@ -151,6 +151,12 @@ pub fn compile_rule(rule: &Rule, kind: Kind, cat: &Catalog, segment: Option<&str
         None => compile::compile(rule, kind, cat),
     }
     .or_raise();
+    check_regexes(&compiled);
+    compiled
+}
+
+/// Raises kenbun's error for the first regular expression of a compiled rule PostgreSQL rejects.
+pub fn check_regexes(compiled: &Compiled) {
     for (pattern, path) in &compiled.regexes {
         let problem = Spi::connect(|c| {
             c.select("SELECT kenbun._regex_error($1)", Some(1), &[pattern.as_str().into()])?
@@ -165,7 +171,6 @@ pub fn compile_rule(rule: &Rule, kind: Kind, cat: &Catalog, segment: Option<&str
             );
         }
     }
-    compiled
 }
 
 /// The SQL boolean expression a rule means over the bound table (aliased `l` for leads, `a` for

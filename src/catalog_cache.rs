@@ -53,7 +53,7 @@ fn register() {
 /// The catalog tables `kenbun._catalog()` reads; reading them is what a caller needs the right to do.
 fn catalog_tables() -> Vec<pg_sys::Oid> {
     Spi::get_one::<Vec<pg_sys::Oid>>(
-        "SELECT ARRAY['kenbun.bindings'::pg_catalog.regclass::pg_catalog.oid, 'kenbun.fields'::pg_catalog.regclass::pg_catalog.oid, 'kenbun.levels'::pg_catalog.regclass::pg_catalog.oid, 'kenbun.segments'::pg_catalog.regclass::pg_catalog.oid]",
+        "SELECT ARRAY['kenbun.bindings'::pg_catalog.regclass::pg_catalog.oid, 'kenbun.fields'::pg_catalog.regclass::pg_catalog.oid, 'kenbun.levels'::pg_catalog.regclass::pg_catalog.oid, 'kenbun.segments'::pg_catalog.regclass::pg_catalog.oid, 'kenbun.member_overrides'::pg_catalog.regclass::pg_catalog.oid]",
     )
     .ok()
     .flatten()
@@ -122,6 +122,8 @@ CREATE TRIGGER catalog_touch AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ken
 CREATE TRIGGER catalog_touch AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON kenbun.levels
     FOR EACH STATEMENT EXECUTE FUNCTION kenbun._catalog_touch();
 CREATE TRIGGER catalog_touch AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON kenbun.segments
+    FOR EACH STATEMENT EXECUTE FUNCTION kenbun._catalog_touch();
+CREATE TRIGGER catalog_touch AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON kenbun.member_overrides
     FOR EACH STATEMENT EXECUTE FUNCTION kenbun._catalog_touch();
 "#,
     name = "catalog_touch",

@@ -118,12 +118,27 @@ pub struct Level {
     pub tiers: Vec<Tier>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 pub struct SegmentDef {
     pub id: i64,
     pub name: String,
     pub kind: String,
+    /// Null for a static segment without a rule.
+    #[serde(default)]
     pub rule: serde_json::Value,
+    /// A static segment: a hand-kept list (`kenbun.segment_add`), never evaluated from its rule.
+    #[serde(default, rename = "static")]
+    pub is_static: bool,
+    /// The segment has manual overrides (`kenbun.member_overrides`): its rule is wrapped so that an
+    /// included member is in and an excluded one out, whatever the rule says.
+    #[serde(default)]
+    pub overrides: bool,
+}
+
+impl SegmentDef {
+    pub fn dynamic(id: i64, name: &str, kind: Kind, rule: serde_json::Value) -> SegmentDef {
+        SegmentDef { id, name: name.to_string(), kind: kind.name().to_string(), rule, is_static: false, overrides: false }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]

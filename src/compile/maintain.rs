@@ -42,6 +42,9 @@ pub struct SegmentPlan {
     /// Maintenance then evaluates it on the set-based path, which locks the members' stripes and
     /// reads with a fresh snapshot, so that writes and the build's batches serialise per member.
     pub building: bool,
+    /// Reads kenbun's membership or overrides (`Compiled::reads_membership`; the marker
+    /// `[kind, key, "membership"]` in `reads`): its SQL has subqueries on kenbun's tables.
+    pub membership: bool,
 }
 
 impl SegmentPlan {
@@ -59,7 +62,10 @@ impl SegmentPlan {
                 })
                 .unwrap_or_default()
         };
-        SegmentPlan { id, kind, sql, reads: pairs(false), sibling_reads: pairs(true), filters: vec![], building: false }
+        let membership = reads
+            .as_array()
+            .is_some_and(|a| a.iter().any(|p| p.get(2).and_then(|x| x.as_str()) == Some("membership")));
+        SegmentPlan { id, kind, sql, reads: pairs(false), sibling_reads: pairs(true), filters: vec![], building: false, membership }
     }
 
     /// The rule reads nothing but the member's own row (no account, event, sibling or other-table
@@ -70,6 +76,7 @@ impl SegmentPlan {
     /// which assumes membership was right before the write, and takes no stripe lock.
     pub fn row_only(&self) -> bool {
         !self.building
+            && !self.membership
             && self.kind != Kind::Event
             && self.sibling_reads.is_empty()
             && self.reads.iter().all(|(k, _)| *k == self.kind)

@@ -34,6 +34,9 @@ pub struct Compiled {
     /// The conditions on the rows of other tables the rule reads through subqueries
     /// (`{"account": …}`, `{"event": …}`, `{"leads": …}`), one per subquery.
     pub filters: Vec<Filter>,
+    /// Reads kenbun's own membership or overrides (a static segment's list, a segment with manual
+    /// overrides, directly or through a reference): never decided from the changed row alone.
+    pub reads_membership: bool,
 }
 
 /// What a subquery of a rule asks of each row of the table it reads (besides the join to the
@@ -82,6 +85,50 @@ pub fn compile(rule: &Rule, kind: Kind, cat: &Catalog) -> Result<Compiled> {
 /// Compiles the rule of saved segment `name` (so that a reference back to it is reported as a cycle).
 pub fn compile_segment(rule: &Rule, kind: Kind, cat: &Catalog, name: &str) -> Result<Compiled> {
     compile_with_stack(rule, kind, cat, vec![name.to_string()])
+}
+
+/// The membership condition of saved segment `seg` (which must be in `cat.segments`) as it is
+/// stored and maintained: for a static segment its own member list (its rule, if any, only filled
+/// it once: `rule` is then compiled as the second result), for a dynamic one
+/// its rule, with its manual overrides when it has some.
+pub fn compile_saved(rule: Option<&Rule>, kind: Kind, cat: &Catalog, seg: &catalog::SegmentDef) -> Result<(Compiled, Option<Compiled>)> {
+    let key = binding(cat, kind)?.key.clone().unwrap_or_default();
+    let alias = root_alias(kind);
+    if seg.is_static {
+        let fill = match rule {
+            Some(r) => Some(compile_segment(r, kind, cat, &seg.name)?),
+            None => None,
+        };
+        let mut c = Compiled { sql: static_lookup(seg.id, kind, "sm", alias, &key), reads_membership: true, ..Default::default() };
+        c.reads.insert((kind, key));
+        return Ok((c, fill));
+    }
+    let rule = rule.ok_or_else(|| {
+        KenbunError::new(SqlState::InvalidObjectDefinition, format!("dynamic segment \"{}\" needs a rule", seg.name))
+            .hint("give it a rule, or make it a static list: type => 'static'")
+    })?;
+    let mut c = compile_segment(rule, kind, cat, &seg.name)?;
+    if seg.overrides {
+        c.sql = with_overrides(&c.sql, seg.id, "so", alias, &key);
+        c.reads_membership = true;
+        c.reads.insert((kind, key));
+    }
+    Ok((c, None))
+}
+
+/// Is the member (`alias`.`key`) in the member list of static segment `id`?
+fn static_lookup(id: i64, kind: Kind, m: &str, alias: &str, key: &str) -> String {
+    let (table, col) = maintain::members_table(kind);
+    format!("EXISTS (SELECT 1 FROM {table} AS {m} WHERE {m}.segment_id = {id} AND {m}.{} = {alias}.{})", ident(col), ident(key))
+}
+
+/// A rule with the manual overrides of segment `id`: an included member is in, an excluded one out,
+/// the others as the rule says.
+fn with_overrides(sql: &str, id: i64, o: &str, alias: &str, key: &str) -> String {
+    format!(
+        "COALESCE((SELECT {o}.include FROM kenbun.member_overrides AS {o} WHERE {o}.segment_id = {id} AND {o}.member_id = ({alias}.{})::text), {sql})",
+        ident(key)
+    )
 }
 
 fn compile_with_stack(rule: &Rule, kind: Kind, cat: &Catalog, stack: Vec<String>) -> Result<Compiled> {
@@ -994,15 +1041,31 @@ impl<'a> Cx<'a> {
             )
             .hint("reference the segments a level down directly"));
         }
+        self.out.segments.insert(name.to_string());
+        if seg.is_static {
+            // a hand-kept list: its members, not its rule
+            let key = binding(cat, kind)?.key.clone().unwrap_or_default();
+            self.out.reads.insert((kind, key.clone()));
+            let m = self.alias(kind);
+            self.out.reads_membership = true;
+            return Ok(static_lookup(seg.id, kind, &m, alias, &key));
+        }
         let rule = Rule::parse(&seg.rule).map_err(|e| KenbunError {
             message: format!("stored rule of segment \"{name}\": {}", e.message),
             ..e
         })?;
-        self.out.segments.insert(name.to_string());
         self.stack.push(name.to_string());
         let sql = self.expr(&rule, kind, alias);
         self.stack.pop();
-        sql
+        let sql = sql?;
+        if seg.overrides {
+            let key = binding(cat, kind)?.key.clone().unwrap_or_default();
+            self.out.reads.insert((kind, key.clone()));
+            let o = self.alias(kind);
+            self.out.reads_membership = true;
+            return Ok(with_overrides(&sql, seg.id, &o, alias, &key));
+        }
+        Ok(sql)
     }
 }
 

@@ -95,18 +95,21 @@ fn cat() -> Catalog {
                 name: "us".into(),
                 kind: "lead".into(),
                 rule: serde_json::json!({"field":"country","op":"eq","value":"US"}),
+                ..Default::default()
             },
             SegmentDef {
                 id: 2,
                 name: "loop_a".into(),
                 kind: "lead".into(),
                 rule: serde_json::json!({"segment":"loop_b"}),
+                ..Default::default()
             },
             SegmentDef {
                 id: 3,
                 name: "loop_b".into(),
                 kind: "lead".into(),
                 rule: serde_json::json!({"segment":"loop_a"}),
+                ..Default::default()
             },
         ],
     }
@@ -354,6 +357,7 @@ mod maintenance {
             sibling_reads: c.sibling_reads,
             filters: c.filters,
             building: false,
+            membership: c.reads_membership,
         }
     }
 
@@ -796,6 +800,7 @@ fn segment_references_are_bounded() {
         name: "s0".into(),
         kind: "lead".into(),
         rule: serde_json::json!({"field":"country","op":"eq","value":"US"}),
+        ..Default::default()
     });
     for i in 1..=20 {
         c.segments.push(SegmentDef {
@@ -803,6 +808,7 @@ fn segment_references_are_bounded() {
             name: format!("s{i}"),
             kind: "lead".into(),
             rule: serde_json::json!({"any":[{"segment": format!("s{}", i - 1)},{"not":{"segment": format!("s{}", i - 1)}}]}),
+            ..Default::default()
         });
     }
     let r = Rule::parse_text(r#"{"segment":"s8"}"#).unwrap();
@@ -822,6 +828,7 @@ fn segment_references_are_bounded() {
             } else {
                 serde_json::json!({"segment": format!("c{}", i - 1)})
             },
+            ..Default::default()
         });
     }
     assert!(compile(&Rule::parse_text(r#"{"segment":"c30"}"#).unwrap(), Kind::Lead, &c).is_ok());
@@ -871,12 +878,14 @@ fn sibling_reads_are_what_a_lead_rule_reads_of_its_accounts_other_leads() {
         name: "two vips".into(),
         kind: "account".into(),
         rule: serde_json::json!({"leads":{"where":{"field":"vip","op":"eq","value":true},"count":{"op":"gte","value":2}}}),
+        ..Default::default()
     });
     c2.segments.push(SegmentDef {
         id: 2,
         name: "team".into(),
         kind: "lead".into(),
         rule: serde_json::from_str(team).unwrap(),
+        ..Default::default()
     });
     let s = |rule: &str| {
         compile(&Rule::parse_text(rule).unwrap(), Kind::Lead, &c2)

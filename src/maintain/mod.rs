@@ -4,7 +4,7 @@ mod capture;
 mod decide;
 mod row;
 
-use crate::api::{compile_rule, load_catalog, raise, segment_rule};
+use crate::api::{check_regexes, load_catalog, raise, segment_rule};
 use crate::compile::maintain::{dollar_tag, fast_maintenance, maintenance, SegmentPlan, TrigOp};
 use crate::compile::sql::{ident, literal};
 use crate::compile::{self, Kind};
@@ -151,34 +151,59 @@ fn kind_of(s: &str) -> Kind {
     })
 }
 
-/// Compiles a saved segment's rule against the catalog, with the segment itself replaced by this
-/// definition. Returns {sql, time_dependent, reads, refs}.
+/// Compiles a saved segment's definition against the catalog, with the segment itself replaced by
+/// this definition: its rule (NULL only for a static segment), whether it is a static list
+/// (`seg_type` 'static') and whether it has manual overrides. Returns {sql, time_dependent, reads,
+/// refs, boundaries, fill}: `fill` is the SQL of a static segment's rule, for its one initial fill.
 #[pg_extern(volatile)]
 #[search_path(pg_catalog, pg_temp)]
-fn _segment_compile(rule: segment_rule, kind: &str, name: &str, id: Option<i64>) -> JsonB {
+fn _compile_saved(
+    rule: Option<segment_rule>,
+    kind: &str,
+    name: &str,
+    id: Option<i64>,
+    seg_type: default!(&str, "'dynamic'"),
+    overrides: default!(bool, false),
+) -> JsonB {
     let kind = kind_of(kind);
-    let parsed = Rule::parse_text(rule.text()).unwrap_or_else(|e| raise(e));
+    let parsed = rule.as_ref().map(|r| Rule::parse_text(r.text()).unwrap_or_else(|e| raise(e)));
     let mut cat = load_catalog();
     cat.segments.retain(|s| Some(s.id) != id && s.name != name);
-    cat.segments.push(compile::catalog::SegmentDef {
+    let me = compile::catalog::SegmentDef {
         id: id.unwrap_or(0),
         name: name.to_string(),
         kind: kind.name().to_string(),
-        rule: serde_json::from_str(rule.text()).unwrap_or_default(),
-    });
-    let c = compile_rule(&parsed, kind, &cat, Some(name));
-    let mut refs = parsed.segment_refs();
+        rule: rule.as_ref().map(|r| serde_json::from_str(r.text()).unwrap_or_default()).unwrap_or_default(),
+        is_static: seg_type == "static",
+        overrides,
+    };
+    cat.segments.push(me.clone());
+    let (c, fill) = compile::compile_saved(parsed.as_ref(), kind, &cat, &me).unwrap_or_else(|e| raise(e));
+    check_regexes(fill.as_ref().unwrap_or(&c));
+    let mut refs = if me.is_static { vec![] } else { parsed.as_ref().map(Rule::segment_refs).unwrap_or_default() };
     refs.dedup();
     JsonB(json!({
         "sql": c.sql,
         "time_dependent": c.time_dependent,
         // [kind, column] for everything read; [kind, column, "sibling"] for what is read of the other
-        // leads of a lead's account
+        // leads of a lead's account; [kind, key, "membership"] when it reads kenbun's membership or
+        // overrides (a static list, manual overrides)
         "reads": c.reads.iter().map(|(k, col)| json!([k.name(), col]))
             .chain(c.sibling_reads.iter().map(|(k, col)| json!([k.name(), col, "sibling"])))
+            .chain(c.reads_membership.then(|| json!([kind.name(), cat.binding(kind).and_then(|b| b.key.clone()).unwrap_or_default(), "membership"])))
             .collect::<Vec<_>>(),
         "refs": refs,
+        "fill": fill.map(|f| f.public_sql()),
     }))
+}
+
+/// The compile of 0.5.0 and before (a dynamic segment without overrides). The upgrade scripts from
+/// older versions run their own segments_before, which calls it with four arguments, while this
+/// library is loaded: it must keep its signature.
+#[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
+fn _segment_compile(rule: segment_rule, kind: &str, name: &str, id: Option<i64>) -> JsonB {
+    _compile_saved(Some(rule), kind, name, id, "dynamic", false)
 }
 
 /// The columns the field of a level reads ([[kind, column], …]), after checking that the field is
