@@ -112,8 +112,11 @@ const COUNT_OPS: &[&str] = &["eq", "neq", "gt", "gte", "lt", "lte"];
 struct Seg {
     name: String,
     kind: String,
+    /// Null for a static segment without a rule.
     rule: Value,
     active: bool,
+    /// A static list (0.6.0): its members are what segment_add/segment_remove left, minus deleted leads.
+    is_static: bool,
 }
 
 /// A transaction: its statements, run one by one; `begin` wraps them in BEGIN … COMMIT/ROLLBACK
@@ -1078,6 +1081,49 @@ impl Gen {
         v
     }
 
+    /// A manual membership change (0.6.0): members added to or removed from a static list (with the
+    /// expected members in model_static, in the same transaction), or overrides of a dynamic segment
+    /// set or cleared. Ids are sometimes of rows that do not exist (23503, the transaction rolls back).
+    fn manual_op(&mut self) -> Vec<String> {
+        let statics: Vec<String> = self.segs.iter().filter(|s| s.is_static).map(|s| s.name.clone()).collect();
+        let dynamic: Vec<(String, String)> =
+            self.segs.iter().filter(|s| !s.is_static).map(|s| (s.name.clone(), s.kind.clone())).collect();
+        let n = 1 + self.below(3);
+        if !statics.is_empty() && (dynamic.is_empty() || self.chance(60)) {
+            let name = q(&statics[self.below(statics.len())]);
+            let ids: Vec<String> = (0..n).map(|_| self.some_lead().to_string()).collect();
+            let arr = format!("ARRAY[{}]::bigint[]", ids.join(", "));
+            if self.chance(60) {
+                vec![
+                    format!("SELECT kenbun.segment_add({name}, {arr})"),
+                    format!("INSERT INTO model_static SELECT {name}, x FROM unnest({arr}) x"),
+                ]
+            } else if self.chance(30) {
+                vec![
+                    format!("SELECT kenbun.segment_remove({name}, {})", if self.chance(50) { arr.clone() } else { format!("{arr}::text[]") }),
+                    format!("DELETE FROM model_static WHERE segment = {name} AND lead_id = ANY ({arr})"),
+                ]
+            } else {
+                // members the list should have: each removal then removes something
+                let k = self.below(4);
+                vec![
+                    format!("CREATE TEMP TABLE pick ON COMMIT DROP AS SELECT DISTINCT lead_id FROM model_static WHERE segment = {name} ORDER BY lead_id LIMIT {n} OFFSET {k}"),
+                    format!("SELECT kenbun.segment_remove({name}, ARRAY(SELECT lead_id FROM pick))"),
+                    format!("DELETE FROM model_static WHERE segment = {name} AND lead_id IN (SELECT lead_id FROM pick)"),
+                ]
+            }
+        } else if !dynamic.is_empty() {
+            let (name, kind) = dynamic[self.below(dynamic.len())].clone();
+            let ids: Vec<String> = (0..n)
+                .map(|_| format!("'{}'", if kind == "lead" { self.some_lead() } else { self.some_account() }))
+                .collect();
+            let f = self.pick(&["segment_include", "segment_include", "segment_exclude", "segment_exclude", "segment_clear_override"]);
+            vec![format!("SELECT kenbun.{f}({}, ARRAY[{}])", q(&name), ids.join(", "))]
+        } else {
+            vec!["SELECT 1".into()]
+        }
+    }
+
     /// A segment definition change (one statement).
     fn def_op(&mut self) -> String {
         if self.segs.is_empty() {
@@ -1185,6 +1231,17 @@ impl Gen {
                 tx.stmts = self.truncate();
                 tx.begin = tx.stmts.len() > 1;
             }
+            88..=93 => {
+                tx.label = "manual".into();
+                tx.begin = true;
+                tx.stmts = self.manual_op();
+                if self.chance(30) {
+                    tx.stmts.push(self.data_op());
+                }
+                if self.chance(10) {
+                    tx.rollback = true;
+                }
+            }
             _ => {
                 tx.label = "definition".into();
                 tx.defs = true;
@@ -1218,6 +1275,10 @@ fn inline(v: &Value, segs: &[Seg], depth: u32) -> Value {
         Value::Object(m) => {
             if let (1, Some(Value::String(n))) = (m.len(), m.get("segment")) {
                 if let Some(s) = segment_rule(segs, n) {
+                    if s.is_static {
+                        // a hand-kept list: its rule, if any, is not what it means
+                        return json!({"static_list": n});
+                    }
                     return inline(&s.rule, segs, depth + 1);
                 }
             }
@@ -1446,7 +1507,7 @@ fn resync(c: &mut Client, g: &mut Gen) {
 fn reload_segments(c: &mut Client, g: &mut Gen) {
     let rows = c
         .query(
-            "SELECT name, kind, rule::text, active FROM kenbun.segments ORDER BY id",
+            "SELECT name, kind, rule::text, active, type = 'static' FROM kenbun.segments ORDER BY id",
             &[],
         )
         .unwrap();
@@ -1455,8 +1516,9 @@ fn reload_segments(c: &mut Client, g: &mut Gen) {
         .map(|r| Seg {
             name: r.get(0),
             kind: r.get(1),
-            rule: serde_json::from_str(r.get::<_, &str>(2)).unwrap(),
+            rule: r.get::<_, Option<&str>>(2).map(|t| serde_json::from_str(t).unwrap()).unwrap_or(Value::Null),
             active: r.get(3),
+            is_static: r.get(4),
         })
         .collect();
 }
@@ -1552,6 +1614,39 @@ fn check_drift(c: &mut Client, stats: &mut Stats) -> Result<(), String> {
     }
 }
 
+/// The manual memberships (0.6.0), after a transaction: every static list holds exactly the leads
+/// model_static expects (what segment_add/segment_remove did, minus the leads deleted or re-keyed since),
+/// and every override of a ready dynamic segment holds (an included member is in, an excluded one out).
+fn check_manual(c: &mut Client) -> Result<(), String> {
+    let rows = c
+        .query(
+            "WITH actual AS (SELECT s.name AS segment, m.lead_id FROM kenbun.lead_members m JOIN kenbun.segments s ON s.id = m.segment_id WHERE s.type = 'static'),
+                  expected AS (SELECT DISTINCT segment, lead_id FROM model_static)
+             SELECT segment, lead_id::text, 'missing from the static list' FROM (SELECT * FROM expected EXCEPT SELECT * FROM actual) a
+             UNION ALL
+             SELECT segment, lead_id::text, 'unexpected in the static list' FROM (SELECT * FROM actual EXCEPT SELECT * FROM expected) b
+             UNION ALL
+             SELECT s.name, o.member_id, CASE WHEN o.include THEN 'included but not a member' ELSE 'excluded but a member' END
+               FROM kenbun.member_overrides o JOIN kenbun.segments s ON s.id = o.segment_id
+              WHERE s.active AND s.status = 'ready'
+                AND CASE s.kind WHEN 'lead' THEN EXISTS (SELECT 1 FROM leads l WHERE l.id::text = o.member_id)
+                                ELSE EXISTS (SELECT 1 FROM accounts a WHERE a.id::text = o.member_id) END
+                AND o.include <> (EXISTS (SELECT 1 FROM kenbun.lead_members m WHERE m.segment_id = s.id AND m.lead_id::text = o.member_id)
+                                  OR EXISTS (SELECT 1 FROM kenbun.account_members m WHERE m.segment_id = s.id AND m.account_id::text = o.member_id))
+             ORDER BY 1, 2, 3",
+            &[],
+        )
+        .unwrap();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    Err(rows
+        .iter()
+        .map(|r| format!("  {} {}: {}", r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, String>(2)))
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
 fn run_case(seed: u64, txs_override: Option<u64>, verbose: bool, stats: &mut Stats) -> Result<(), Failure> {
     let mut g = Gen::new(seed);
     let mut script =
@@ -1601,6 +1696,42 @@ fn run_case(seed: u64, txs_override: Option<u64>, verbose: bool, stats: &mut Sta
         script.push_str(set);
         c.batch_execute(set).unwrap();
         stats.online_cases += 1;
+    }
+
+    // static lists (0.6.0), some filled once from a rule: the expected members go to model_static
+    // in the same statement batch, the initial ones from segment_preview of that rule
+    // (a lead that is deleted, truncated away or re-keyed leaves every list: the test's own triggers
+    // say so in model_static)
+    let shadow = "CREATE TABLE model_static (segment text, lead_id bigint);
+CREATE FUNCTION model_static_gone() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'TRUNCATE' THEN DELETE FROM model_static; ELSE DELETE FROM model_static WHERE lead_id = OLD.id; END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER model_static_deleted AFTER DELETE ON leads FOR EACH ROW EXECUTE FUNCTION model_static_gone();
+CREATE TRIGGER model_static_rekeyed AFTER UPDATE OF id ON leads FOR EACH ROW WHEN (OLD.id <> NEW.id) EXECUTE FUNCTION model_static_gone();
+CREATE TRIGGER model_static_truncated AFTER TRUNCATE ON leads FOR EACH STATEMENT EXECUTE FUNCTION model_static_gone();
+";
+    script.push_str(shadow);
+    c.batch_execute(shadow).unwrap();
+    for i in 0..1 + g.below(2) {
+        let name = format!("l{i}_static");
+        let rule = if g.chance(80) { Some(g.rule("lead")) } else { None };
+        let sql = match &rule {
+            Some(r) => format!(
+                "INSERT INTO kenbun.segments (name, kind, type, rule) VALUES ({n}, 'lead', 'static', {r});
+INSERT INTO model_static SELECT {n}, member_id::bigint FROM kenbun.segment_preview({r}::kenbun.segment_rule, 'lead', 1000000)",
+                n = q(&name),
+                r = q(&r.to_string())
+            ),
+            None => format!("INSERT INTO kenbun.segments (name, kind, type) VALUES ({}, 'lead', 'static')", q(&name)),
+        };
+        c.batch_execute(&sql).map_err(|e| fail(&script, format!("case {seed:#x}: creating a static segment failed: {}\n{sql}", errtext(&e))))?;
+        script.push_str(&sql);
+        script.push_str(";\n");
+        stats.segments += 1;
+        *stats.shapes.entry("static list".into()).or_default() += 1;
+        g.segs.push(Seg { name, kind: "lead".into(), rule: rule.unwrap_or(Value::Null), active: true, is_static: true });
     }
 
     // segments
@@ -1666,6 +1797,7 @@ fn run_case(seed: u64, txs_override: Option<u64>, verbose: bool, stats: &mut Sta
                     kind: kind.into(),
                     rule,
                     active: true,
+                    is_static: false,
                 });
             }
             Err(e) => {
@@ -1764,6 +1896,12 @@ fn run_case(seed: u64, txs_override: Option<u64>, verbose: bool, stats: &mut Sta
             return Err(fail(
                 &script,
                 format!("{}\nDRIFT after the transaction:\n{d}", header(usize::MAX)),
+            ));
+        }
+        if let Err(d) = check_manual(&mut c) {
+            return Err(fail(
+                &script,
+                format!("{}\nMANUAL MEMBERSHIP wrong after the transaction:\n{d}", header(usize::MAX)),
             ));
         }
         resync(&mut c, &mut g);
