@@ -70,6 +70,7 @@ fn cat() -> Catalog {
                 ],
             },
         ],
+        timezone: None,
         fields: vec![FieldMap {
             kind: "lead".into(),
             name: "plan".into(),
@@ -885,4 +886,84 @@ fn sibling_reads_are_what_a_lead_rule_reads_of_its_accounts_other_leads() {
     };
     assert!(s(r#"{"account":{"segment":"two vips"}}"#).contains(&(Kind::Lead, "vip".into())));
     assert!(s(r#"{"not":{"segment":"team"}}"#).contains(&(Kind::Lead, "score".into())));
+}
+
+/// The test catalog with the columns the 0.6 operators need: a text[] and a varchar[] column, a
+/// date and a timestamp without time zone on leads, a numeric amount and a text[] on events.
+fn cat6() -> Catalog {
+    let mut c = cat();
+    for b in c.bindings.iter_mut() {
+        match b.kind.as_str() {
+            "lead" => b.columns.extend([
+                col("tags", "text[]"),
+                col("labels", "character varying[]"),
+                col("signup_date", "date"),
+                col("local_ts", "timestamp without time zone"),
+            ]),
+            "event" => b.columns.extend([col("amount", "numeric"), col("label", "text")]),
+            _ => {}
+        }
+    }
+    c.fields.push(FieldMap {
+        kind: "lead".into(),
+        name: "trial_ends".into(),
+        path: "attributes.trial_ends".into(),
+        type_name: "timestamp with time zone".into(),
+        builtin: true,
+    });
+    c.fields.push(FieldMap {
+        kind: "event".into(),
+        name: "price".into(),
+        path: "metadata.price".into(),
+        type_name: "numeric".into(),
+        builtin: true,
+    });
+    c
+}
+
+fn compiled6(rule: &str) -> Compiled {
+    compile(&Rule::parse_text(rule).unwrap(), Kind::Lead, &cat6()).unwrap_or_else(|e| panic!("{rule}: {e}"))
+}
+
+fn sql6(rule: &str) -> String {
+    compiled6(rule).sql
+}
+
+fn err6(rule: &str, kind: Kind) -> crate::error::KenbunError {
+    compile(&Rule::parse_text(rule).unwrap(), kind, &cat6()).expect_err(rule)
+}
+
+#[test]
+fn zz_print() {
+    for r in [
+        r#"{"field":"tags","op":"has_any","value":["a","b'c"]}"#,
+        r#"{"field":"labels","op":"has_all","value":["a"]}"#,
+        r#"{"field":"tags","op":"has_none","value":["a"]}"#,
+        r#"{"field":"attributes.tags","op":"has_any","value":["a"]}"#,
+        r#"{"field":"attributes","op":"has_all","value":["a","b"]}"#,
+        r#"{"field":"last_seen_at","op":"in_period","value":"this_month"}"#,
+        r#"{"field":"local_ts","op":"in_period","value":"last_quarter","tz":"Europe/Paris"}"#,
+        r#"{"field":"signup_date","op":"in_period","value":"yesterday"}"#,
+        r#"{"field":"last_seen_at","op":"between_ago","value":["30 days","7 days"]}"#,
+        r#"{"field":"trial_ends","op":"in_next","value":"7 days"}"#,
+        r#"{"event":{"type":"purchase","within":"90 days","sum":{"field":"amount","op":"gte","value":500}}}"#,
+        r#"{"event":{"avg":{"field":"metadata.score","op":"gt","value":2.5}}}"#,
+        r#"{"event":{"count_distinct":{"field":"metadata.url","op":"gte","value":3}}}"#,
+        r#"{"event":{"type":"signup","first_within":"7 days","where":{"field":"label","op":"eq","value":"x"}}}"#,
+        r#"{"event":{"type":"login","stopped":"30 days","min_before":3}}"#,
+        r#"{"event":{"type":"login","stopped":"30 days"}}"#,
+        r#"{"sequence":{"steps":[{"type":"pricing_view","where":{"field":"label","op":"eq","value":"x"}},{"type":"demo_request"}],"max_gap":"7 days","within":"30 days"}}"#,
+        r#"{"sequence":{"steps":[{"type":"pricing_view"},{"type":"demo_request"}]}}"#,
+        r#"{"sequence":{"steps":[{"type":"pricing_view"},{"type":"demo_request"}],"max_gap":"2 days"}}"#,
+        r#"{"not":{"event":{"avg":{"field":"metadata.score","op":"gt","value":2.5}}}}"#,
+        r#"{"event":{"max":{"field":"amount","op":"gte","value":400}}}"#,
+        r#"{"field":"attributes.trial_ends","op":"has_none","value":["a"]}"#,
+        r#"{"field":"local_ts","op":"in_period","value":"today"}"#,
+        r#"{"field":"last_seen_at","op":"in_period","value":"this_week","tz":"America/New_York"}"#,
+        r#"{"field":"signup_date","op":"in_period","value":"this_year"}"#,
+    ] {
+        println!("SQL\t{r}\t{}", compiled6(r).public_sql());
+        let c = compiled6(r);
+        println!("{r}\n  {}\n  filters {:?}\n  reads {:?} td {} b {:?}\n", c.sql, c.filters, c.reads, c.time_dependent, c.boundaries);
+    }
 }
