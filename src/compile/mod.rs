@@ -468,14 +468,15 @@ impl<'a> Cx<'a> {
     }
 
     fn field(&mut self, f: &FieldCond, kind: Kind, alias: &str) -> Result<String> {
+        if matches!(f.op, Op::HasAny | Op::HasAll | Op::HasNone) {
+            let resolved = self.resolve(kind, &f.field, alias, &f.path)?;
+            return has_elements(f, resolved);
+        }
         if let Some(pos) = f.op.positive() {
             let p = FieldCond { op: pos, ..f.clone() };
             return Ok(negate(&self.field(&p, kind, alias)?));
         }
         let resolved = self.resolve(kind, &f.field, alias, &f.path)?;
-        if matches!(f.op, Op::HasAny | Op::HasAll) {
-            return has_elements(f, resolved);
-        }
         let vpath = format!("{}.value", f.path);
         // untyped JSON paths take their type from the value
         let (sql, class, type_name) = match resolved {
@@ -616,7 +617,7 @@ impl<'a> Cx<'a> {
             }
             Op::InPeriod => self.in_period(f, &sql, &type_name),
             Op::Neq | Op::NotIn | Op::NotContains | Op::IsNotSet | Op::NotWithinLast | Op::HasNone => unreachable!(),
-            Op::HasAny | Op::HasAll => unreachable!(),
+            Op::HasAny | Op::HasAll => unreachable!("has_elements"),
         })
     }
 
@@ -1262,6 +1263,7 @@ fn ago(interval: &str) -> String {
 
 /// `has_any` / `has_all`: a text array overlaps / contains the values, or a JSON array holds any / all
 /// of them as string elements. NULL, or a JSON value that is not an array: not a member.
+/// `has_none` is the exact complement of `has_any` (NULL, no array, an empty array: a member).
 fn has_elements(f: &FieldCond, resolved: Resolved) -> Result<String> {
     let items: Vec<String> = f
         .value
@@ -1270,20 +1272,20 @@ fn has_elements(f: &FieldCond, resolved: Resolved) -> Result<String> {
         .map(|a| a.iter().filter_map(Value::as_str).map(|s| typed(s, "text")).collect())
         .unwrap_or_default();
     let arr = format!("ARRAY[{}]::text[]", items.join(", "));
-    let (array_op, json_op) = if f.op == Op::HasAny { ("&&", "?|") } else { ("@>", "?&") };
-    match resolved {
+    let (array_op, json_op) = if f.op == Op::HasAll { ("@>", "?&") } else { ("&&", "?|") };
+    let positive = match resolved {
         Resolved::Typed { sql, type_name, .. } if matches!(type_name.as_str(), "text[]" | "character varying[]") => {
-            Ok(format!("({sql}::text[] {array_op} {arr})"))
+            format!("({sql}::text[] {array_op} {arr})")
         }
         Resolved::Typed {
             sql: json,
             class: Class::Jsonb,
             ..
         }
-        | Resolved::JsonPath { json, .. } => Ok(format!(
-            "(CASE WHEN pg_catalog.jsonb_typeof({json}) = 'array' THEN {json} {json_op} {arr} END)"
-        )),
-        Resolved::Typed { class, type_name, .. } => Err(KenbunError::at(
+        | Resolved::JsonPath { json, .. } => {
+            format!("(CASE WHEN pg_catalog.jsonb_typeof({json}) = 'array' THEN {json} {json_op} {arr} END)")
+        }
+        Resolved::Typed { class, type_name, .. } => return Err(KenbunError::at(
             SqlState::DatatypeMismatch,
             &format!("{}.op", f.path),
             format!(
@@ -1294,7 +1296,8 @@ fn has_elements(f: &FieldCond, resolved: Resolved) -> Result<String> {
             ),
         )
         .hint("has_any, has_all and has_none test the elements of a text[] column or of a JSON array (a jsonb field or a dotted path)")),
-    }
+    };
+    Ok(if f.op == Op::HasNone { negate(&positive) } else { positive })
 }
 
 /// The exact complement of a TRUE-when-member expression (NULL counts as not a member).
