@@ -25,10 +25,13 @@ pub fn describe(r: &Rule) -> String {
         Rule::All(v) => format!("all of {} condition(s)", v.len()),
         Rule::Any(v) => format!("any of {} condition(s)", v.len()),
         Rule::Not(_) => "not".into(),
-        Rule::Field(f) => match &f.value {
-            Some(v) => format!("{} {} {}", f.field, f.op.name(), v),
-            None => format!("{} {}", f.field, f.op.name()),
-        },
+        Rule::Field(f) => {
+            let tz = f.tz.as_ref().map(|z| format!(" (time zone {})", serde_json::json!(z))).unwrap_or_default();
+            match &f.value {
+                Some(v) => format!("{} {} {v}{tz}", f.field, f.op.name()),
+                None => format!("{} {}", f.field, f.op.name()),
+            }
+        }
         Rule::Level(l) => {
             let v = if matches!(l.op, LevelOp::In | LevelOp::NotIn) {
                 serde_json::json!(l.tiers).to_string()
@@ -417,6 +420,17 @@ fn collect_paths(
         Rule::Event(e) => {
             if let Some(w) = &e.filter {
                 collect_paths(w, &format!("{path}.event.where"), Kind::Event, cat, out)
+            }
+            if let Some(a) = &e.agg {
+                // the aggregated field, read like a field condition on the event
+                let f = Rule::Field(FieldCond {
+                    field: a.field.clone(),
+                    op: Op::IsSet,
+                    value: None,
+                    tz: None,
+                    path: format!("{path}.event.{}", a.func.name()),
+                });
+                collect_paths(&f, &format!("{path}.event.{}", a.func.name()), Kind::Event, cat, out)
             }
         }
         Rule::Sequence(q) => {

@@ -1318,6 +1318,22 @@ fn lint_explains_the_new_time_conditions() {
         msgs(r#"{"not":{"event":{"avg":{"field":"amount","op":"gt","value":1}}}}"#),
         vec!["info $.not: \"avg\" of no events has no value: a lead with no matching event is not a member (and is one under this \"not\")"]
     );
+    use crate::compile::analyze::{describe, json_paths};
+    let r = Rule::parse_text(r#"{"field":"d","op":"in_period","value":"today","tz":"Asia/Tokyo"}"#).unwrap();
+    assert_eq!(describe(&r), "d in_period \"today\" (time zone \"Asia/Tokyo\")");
+    // index advice sees the JSON paths a sequence step filters on and an aggregate reads
+    let r = Rule::parse_text(
+        r#"{"all":[{"event":{"sum":{"field":"metadata.n","op":"gt","value":1}}},{"sequence":{"steps":[{},{"where":{"field":"metadata.url","op":"eq","value":"/"}}]}}]}"#,
+    )
+    .unwrap();
+    let paths: Vec<(Kind, String, Vec<String>, String)> = json_paths(&r, Kind::Lead, &cat6());
+    assert_eq!(
+        paths,
+        vec![
+            (Kind::Event, "metadata".to_string(), vec!["n".to_string()], "$.all[0].event.sum".to_string()),
+            (Kind::Event, "metadata".to_string(), vec!["url".to_string()], "$.all[1].sequence.steps[1].where".to_string()),
+        ]
+    );
     assert_eq!(
         msgs(r#"{"sequence":{"steps":[{},{"where":{"field":"u","op":"in","value":["a"]}}]}}"#),
         vec!["info $.sequence.steps[1].where: a list of one value: \"eq\" says the same"]
