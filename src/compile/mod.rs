@@ -906,23 +906,12 @@ impl<'a> Cx<'a> {
         Ok((ev, lead_key))
     }
 
-    /// A new subquery over the events of the lead under `alias`: the event alias, its join to the
-    /// lead and its conditions on the event row (the types, `where`, and `window`: comparisons of
-    /// the event's time with SQL expressions, such as `(">=", now() - interval)`). Records the row
-    /// conditions as the subquery's `Filter`; `value_read`: the rule also reads a value of the
-    /// matching rows (an aggregate, a time compared elsewhere), so the filter is not all it depends on.
-    #[allow(clippy::too_many_arguments)]
-    fn event_scan(
-        &mut self,
-        ev: &Binding,
-        lead_key: &str,
-        alias: &str,
-        types: &[String],
-        filter: Option<&Rule>,
-        window: &[(&str, String)],
-        path: &str,
-        value_read: bool,
-    ) -> Result<(String, String, Vec<String>)> {
+    /// A new subquery over the events of the lead under `alias` (`ev`: the events binding and the
+    /// lead key): the event alias, its join to the lead and its conditions on the event row. Records
+    /// the row conditions as the subquery's `Filter`.
+    fn event_scan(&mut self, ev: (&Binding, &str), alias: &str, s: Scan) -> Result<(String, String, Vec<String>)> {
+        let (ev, lead_key) = ev;
+        let Scan { types, filter, window, path, value_read } = s;
         let x = self.alias(Kind::Event);
         let join = format!(
             "{x}.{} = {alias}.{}",
@@ -972,9 +961,14 @@ impl<'a> Cx<'a> {
             self.out.time_dependent = true;
             window.push((">=", ago(w)));
         }
-        let value_read = e.agg.is_some() || e.first_within.is_some();
-        let (x, join, conds) =
-            self.event_scan(&ev, &lead_key, alias, &e.types, e.filter.as_deref(), &window, &epath, value_read)?;
+        let scan = Scan {
+            types: &e.types,
+            filter: e.filter.as_deref(),
+            window: &window,
+            path: &epath,
+            value_read: e.agg.is_some() || e.first_within.is_some(),
+        };
+        let (x, join, conds) = self.event_scan((&ev, &lead_key), alias, scan)?;
         let cond = std::iter::once(join).chain(conds).collect::<Vec<_>>().join(" AND ");
         if let Some(w) = &e.first_within {
             self.out.time_dependent = true;
@@ -1042,8 +1036,9 @@ impl<'a> Cx<'a> {
         let epath = format!("{}.event", e.path);
         let table = ev.qualified();
         let part = |cx: &mut Self, op: &'static str, count: Count| -> Result<String> {
-            let (x, join, conds) =
-                cx.event_scan(ev, lead_key, alias, &e.types, e.filter.as_deref(), &[(op, ago(w))], &epath, false)?;
+            let window = [(op, ago(w))];
+            let scan = Scan { types: &e.types, filter: e.filter.as_deref(), window: &window, path: &epath, value_read: false };
+            let (x, join, conds) = cx.event_scan((ev, lead_key), alias, scan)?;
             let cond = std::iter::once(join).chain(conds).collect::<Vec<_>>().join(" AND ");
             Ok(count_sql(&table, &x, &cond, count))
         };
@@ -1064,8 +1059,8 @@ impl<'a> Cx<'a> {
         let mut scans = vec![];
         for (i, st) in q.steps.iter().enumerate() {
             let spath = format!("{}.sequence.steps[{i}]", q.path);
-            let (x, join, mut conds) =
-                self.event_scan(&ev, &lead_key, alias, &st.types, st.filter.as_deref(), &window, &spath, true)?;
+            let scan = Scan { types: &st.types, filter: st.filter.as_deref(), window: &window, path: &spath, value_read: true };
+            let (x, join, mut conds) = self.event_scan((&ev, &lead_key), alias, scan)?;
             conds.insert(0, join);
             let t = self.event_time(&ev, &x);
             if let Some((_, prev_t)) = scans.last() {
@@ -1254,6 +1249,21 @@ fn is_uuid(s: &str) -> bool {
         [a, b, c, d, e] => hex(a, 8) && hex(b, 4) && hex(c, 4) && hex(d, 4) && hex(e, 12),
         _ => false,
     }
+}
+
+/// What a subquery over events selects (`Cx::event_scan`).
+struct Scan<'s> {
+    /// Event types (any if empty).
+    types: &'s [String],
+    /// The `where` rule over the event.
+    filter: Option<&'s Rule>,
+    /// Comparisons of the event's time with SQL expressions, such as `(">=", now() - interval)`.
+    window: &'s [(&'s str, String)],
+    /// JSON path of the condition, for errors.
+    path: &'s str,
+    /// The rule reads more of the matching rows than whether they match (an aggregated value, a
+    /// time compared elsewhere): the filter is not all the rule depends on (not row-only).
+    value_read: bool,
 }
 
 /// `now() - interval`.

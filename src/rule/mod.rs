@@ -34,11 +34,23 @@ pub enum Op {
     After,
     WithinLast,
     NotWithinLast,
+    /// `has_any` / `has_all` / `has_none` (value: a non-empty array of strings): a `text[]` or
+    /// `character varying[]` field has at least one / every / none of the values as an element; a
+    /// jsonb field or an untyped JSON path is a JSON array with at least one / every / none of them
+    /// as a string element. A NULL field, a JSON value that is not an array: not a member of
+    /// has_any or has_all, a member of has_none (the exact complement of has_any); an empty array
+    /// is a member of has_none only.
     HasAny,
     HasAll,
     HasNone,
+    /// `in_period` (value: one of [`PERIODS`], optional `"tz"`): a date/time field falls in the
+    /// calendar period, computed in the condition's time zone, else the catalog's (kenbun.timezone,
+    /// else the session's), else UTC. From the period's start (inclusive) to the next period's start
+    /// (exclusive); weeks start on Monday, quarters in January, April, July and October.
     InPeriod,
+    /// `between_ago` (value: `[older, newer]` intervals): `now() - older <= field < now() - newer`.
     BetweenAgo,
+    /// `in_next` (value: an interval): `now() <= field <= now() + interval`.
     InNext,
 }
 
