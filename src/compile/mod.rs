@@ -477,6 +477,21 @@ impl<'a> Cx<'a> {
             return Ok(negate(&self.field(&p, kind, alias)?));
         }
         let resolved = self.resolve(kind, &f.field, alias, &f.path)?;
+        if let Resolved::Typed { type_name, .. } = &resolved {
+            // a text array holds elements, not one value: a scalar literal cast to it would fail
+            if is_text_array(type_name) && f.op != Op::IsSet {
+                return Err(KenbunError::at(
+                    SqlState::DatatypeMismatch,
+                    &format!("{}.op", f.path),
+                    format!(
+                        "operator \"{}\" does not apply to field \"{}\", which is an array ({type_name})",
+                        f.op.name(),
+                        f.field
+                    ),
+                )
+                .hint("test its elements with has_any, has_all or has_none, or whether it is set with is_set"));
+            }
+        }
         let vpath = format!("{}.value", f.path);
         // untyped JSON paths take their type from the value
         let (sql, class, type_name) = match resolved {
@@ -1271,6 +1286,10 @@ fn ago(interval: &str) -> String {
     format!("(pg_catalog.now() - {})", typed(interval.trim(), "interval"))
 }
 
+fn is_text_array(type_name: &str) -> bool {
+    matches!(type_name, "text[]" | "character varying[]")
+}
+
 /// `has_any` / `has_all`: a text array overlaps / contains the values, or a JSON array holds any / all
 /// of them as string elements. NULL, or a JSON value that is not an array: not a member.
 /// `has_none` is the exact complement of `has_any` (NULL, no array, an empty array: a member).
@@ -1284,7 +1303,7 @@ fn has_elements(f: &FieldCond, resolved: Resolved) -> Result<String> {
     let arr = format!("ARRAY[{}]::text[]", items.join(", "));
     let (array_op, json_op) = if f.op == Op::HasAll { ("@>", "?&") } else { ("&&", "?|") };
     let positive = match resolved {
-        Resolved::Typed { sql, type_name, .. } if matches!(type_name.as_str(), "text[]" | "character varying[]") => {
+        Resolved::Typed { sql, type_name, .. } if is_text_array(&type_name) => {
             format!("({sql}::text[] {array_op} {arr})")
         }
         Resolved::Typed {

@@ -972,6 +972,14 @@ fn has_any_all_none_on_text_arrays_and_json_arrays() {
     let c = compiled6(r#"{"field":"tags","op":"has_all","value":["a"]}"#);
     assert!(!c.time_dependent);
     assert_eq!(c.reads, BTreeSet::from([(Kind::Lead, "tags".to_string())]));
+    assert_eq!(sql6(r#"{"field":"tags","op":"is_not_set"}"#), r#"((l."tags" IS NOT NULL) IS NOT TRUE)"#);
+    assert_err(
+        err6(r#"{"field":"labels","op":"eq","value":"a"}"#, Kind::Lead),
+        SqlState::DatatypeMismatch,
+        "invalid rule at $.op: operator \"eq\" does not apply to field \"labels\", which is an array (character varying[])",
+        Some("test its elements with has_any, has_all or has_none, or whether it is set with is_set"),
+    );
+    assert_eq!(err6(r#"{"field":"tags","op":"contains","value":"a"}"#, Kind::Lead).code, SqlState::DatatypeMismatch);
     let hint = Some("has_any, has_all and has_none test the elements of a text[] column or of a JSON array (a jsonb field or a dotted path)");
     assert_err(
         err6(r#"{"field":"country","op":"has_any","value":["US"]}"#, Kind::Lead),
