@@ -346,9 +346,11 @@ pub struct EventCond {
     pub count_given: bool,
     /// An aggregate compared instead of the count.
     pub agg: Option<Aggregate>,
-    /// `first_within`: the lead's first matching event (of all time) is within this interval.
+    /// `first_within`: the lead's first matching event (of all time, by the time column) happened
+    /// at or after `now() - interval`. A lead with no matching event is not a member.
     pub first_within: Option<String>,
-    /// `stopped`: at least `min_before` matching events before this window and none within it.
+    /// `stopped`: at least `min_before` matching events before `now() - interval` (exclusive) and
+    /// none at or after it. Events whose time is NULL count on neither side.
     pub stopped: Option<String>,
     /// With `stopped` (default 1).
     pub min_before: i64,
