@@ -19,11 +19,13 @@ CREATE TABLE kenbun.segments (
     depends_on        text[] NOT NULL DEFAULT '{}',
     status            text NOT NULL DEFAULT 'ready' CHECK (status IN ('building', 'ready')),
     type              text NOT NULL DEFAULT 'dynamic' CHECK (type IN ('dynamic', 'static')),
+    boundaries        jsonb NOT NULL DEFAULT '[]',
     CONSTRAINT segments_rule_check CHECK (type = 'static' OR rule IS NOT NULL)
 );
 COMMENT ON TABLE kenbun.segments IS 'Saved segments. INSERT, UPDATE and DELETE maintain membership; see the README.';
 COMMENT ON COLUMN kenbun.segments.compiled_sql IS 'The rule compiled to SQL (maintained by kenbun).';
 COMMENT ON COLUMN kenbun.segments.depends_on IS 'Segments this rule references directly (maintained by kenbun).';
+COMMENT ON COLUMN kenbun.segments.boundaries IS 'The calendar periods the rule uses, as [unit, time zone] pairs: refresh_due refreshes the segment at the start of each such period, not only every refresh_every (maintained by kenbun).';
 COMMENT ON COLUMN kenbun.segments.type IS 'dynamic: membership follows the rule (with manual overrides, kenbun.segment_include/segment_exclude); static: a hand-kept list (kenbun.segment_add/segment_remove) that maintenance never changes, except that a deleted row leaves it. A static segment''s rule, if any, filled it once when it was created.';
 COMMENT ON COLUMN kenbun.segments.status IS 'ready, or building: membership is being filled or re-evaluated in batches by CALL kenbun.segment_build(); progress in kenbun.segment_progress (maintained by kenbun).';
 CREATE INDEX segments_depends_on_idx ON kenbun.segments USING gin (depends_on);
@@ -127,6 +129,7 @@ SELECT pg_catalog.jsonb_build_object(
                'kind', f.kind, 'name', f.name, 'path', f.path, 'type', pg_catalog.format_type(f.type, NULL),
                'builtin', y.typnamespace = 'pg_catalog'::regnamespace))
         FROM kenbun.fields f JOIN pg_catalog.pg_type y ON y.oid = f.type), '[]'::jsonb),
+  'timezone', COALESCE(NULLIF(pg_catalog.current_setting('kenbun.timezone', true), ''), pg_catalog.current_setting('TimeZone')),
   'levels', COALESCE((
       SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('name', v.name, 'field', v.field, 'tiers', v.tiers))
         FROM kenbun.levels v), '[]'::jsonb),
@@ -457,6 +460,11 @@ BEGIN
     NEW.compiled_sql := c ->> 'sql';
     NEW.time_dependent := (c ->> 'time_dependent')::boolean;
     NEW.reads := c -> 'reads';
+    NEW.boundaries := COALESCE(c -> 'boundaries', '[]');
+    IF pg_catalog.jsonb_typeof(c -> 'rule') = 'object' THEN
+        -- the rule with the time zone in effect now written into its calendar conditions
+        NEW.rule := (c -> 'rule')::kenbun.segment_rule;
+    END IF;
     NEW.depends_on := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(c -> 'refs'));
     IF NEW.time_dependent AND NEW.refresh_every IS NULL THEN
         NEW.refresh_every := interval '1 hour';
@@ -940,6 +948,18 @@ BEGIN
 END $$;
 COMMENT ON PROCEDURE kenbun.segment_repair_concurrently(text) IS 'segment_repair without blocking writers: re-evaluates the segment and the segments that use it in batches, logging with reason repair. CALL outside a transaction block.';
 
+-- Whether a time-dependent segment is due for a refresh: refresh_every has passed since the last
+-- one, or a calendar period it uses ("this_month" in Europe/Paris) has started since.
+CREATE FUNCTION kenbun._due(s kenbun.segments)
+RETURNS boolean LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.active AND s.time_dependent
+       AND (s.last_refreshed_at IS NULL OR s.last_refreshed_at + s.refresh_every <= pg_catalog.now()
+            OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(s.boundaries) b
+                        WHERE pg_catalog.date_trunc(b ->> 0, pg_catalog.now(), b ->> 1)
+                            > pg_catalog.date_trunc(b ->> 0, s.last_refreshed_at, b ->> 1)))
+$$;
+
 CREATE PROCEDURE kenbun.refresh_due_concurrently()
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -947,8 +967,7 @@ DECLARE
 BEGIN
     COMMIT;
     FOR s IN SELECT x.name FROM kenbun.segments x
-              WHERE x.active AND x.time_dependent AND x.status = 'ready'
-                AND (x.last_refreshed_at IS NULL OR x.last_refreshed_at + x.refresh_every <= pg_catalog.now())
+              WHERE x.status = 'ready' AND kenbun._due(x)
               ORDER BY x.id LOOP
         CALL kenbun.segment_refresh_concurrently(s.name);
     END LOOP;
@@ -1162,15 +1181,14 @@ DECLARE
     n int := 0;
 BEGIN
     FOR s IN SELECT x.name FROM kenbun.segments x
-              WHERE x.active AND x.time_dependent
-                AND (x.last_refreshed_at IS NULL OR x.last_refreshed_at + x.refresh_every <= pg_catalog.now())
+              WHERE kenbun._due(x)
               ORDER BY x.id LOOP
         PERFORM kenbun.segment_refresh(s.name);
         n := n + 1;
     END LOOP;
     RETURN n;
 END $$;
-COMMENT ON FUNCTION kenbun.refresh_due() IS 'Refreshes every time-dependent segment whose refresh_every has passed; returns how many.';
+COMMENT ON FUNCTION kenbun.refresh_due() IS 'Refreshes every time-dependent segment whose refresh_every has passed, or a calendar period of whose rule (this_month, …, in its time zone) has started since its last refresh; returns how many.';
 
 CREATE FUNCTION kenbun.segment_drift(name text)
 RETURNS TABLE (member_id text, problem text) LANGUAGE plpgsql

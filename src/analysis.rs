@@ -255,7 +255,7 @@ fn index_advice(rule: &Rule, kind: Kind, cat: &Catalog) -> Vec<(String, String)>
         }
     }
     let mut has_event = false;
-    rule.walk(&mut |r| has_event |= matches!(r, Rule::Event(_)));
+    rule.walk(&mut |r| has_event |= matches!(r, Rule::Event(_) | Rule::Sequence(_)));
     if has_event {
         if let Some(ev) = cat.binding(Kind::Event) {
             let lk = ev.lead_key.clone().unwrap_or_default();

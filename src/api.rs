@@ -141,7 +141,24 @@ pub fn load_catalog() -> Catalog {
 /// The catalog for the functions that only read it (`compile`, `segment_preview`, `segment_count`,
 /// lint, diagnose, explain): cached per backend (`catalog_cache`).
 pub fn cached_catalog() -> std::rc::Rc<Catalog> {
-    crate::catalog_cache::get(load_catalog)
+    let c = crate::catalog_cache::get(load_catalog);
+    // the time zone is a setting, not in kenbun's tables: a session that changed it gets its own
+    let tz = session_time_zone();
+    if c.timezone.as_deref() == Some(tz.as_str()) {
+        return c;
+    }
+    let mut own = (*c).clone();
+    own.timezone = Some(tz);
+    std::rc::Rc::new(own)
+}
+
+/// The time zone of calendar conditions without one: `kenbun.timezone`, else the session's TimeZone.
+pub fn session_time_zone() -> String {
+    Spi::get_one::<String>(
+        "SELECT COALESCE(NULLIF(pg_catalog.current_setting('kenbun.timezone', true), ''), pg_catalog.current_setting('TimeZone'))",
+    )
+    .or_raise()
+    .unwrap_or_else(|| "UTC".into())
 }
 
 /// Compiles a rule for a kind and validates what only PostgreSQL can check (regexes).
@@ -155,8 +172,24 @@ pub fn compile_rule(rule: &Rule, kind: Kind, cat: &Catalog, segment: Option<&str
     compiled
 }
 
-/// Raises kenbun's error for the first regular expression of a compiled rule PostgreSQL rejects.
+/// Raises kenbun's error for what only PostgreSQL can check in a compiled rule: its regular
+/// expressions and time zones.
 pub fn check_regexes(compiled: &Compiled) {
+    for tz in &compiled.time_zones {
+        let known = Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_names WHERE pg_catalog.lower(name) = pg_catalog.lower($1))
+                 OR EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_abbrevs WHERE pg_catalog.lower(abbrev) = pg_catalog.lower($1))",
+            &[tz.as_str().into()],
+        )
+        .or_raise()
+        .unwrap_or(false);
+        if !known {
+            raise(
+                KenbunError::new(SqlState::InvalidParameterValue, format!("time zone \"{tz}\" is not recognized"))
+                    .hint("use a name from pg_timezone_names, such as \"Europe/Paris\" or \"UTC\" (set kenbun.timezone for the default)"),
+            );
+        }
+    }
     for (pattern, path) in &compiled.regexes {
         let problem = Spi::connect(|c| {
             c.select("SELECT kenbun._regex_error($1)", Some(1), &[pattern.as_str().into()])?

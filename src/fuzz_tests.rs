@@ -451,3 +451,53 @@ fn sql_checker_rejects_broken_sql() {
         assert!(check_sql(bad).is_err(), "accepted: {bad}");
     }
 }
+
+/// The grammar reaches every construct of the language, so that the properties above are checked on
+/// accepted rules using each of them (not only on rejections).
+#[test]
+fn grammar_generates_every_construct_accepted() {
+    use crate::rule::{AGG_FUNCS, ALL_OPS};
+    let cat = catalog();
+    let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+    for i in 0..20_000 {
+        let case = fuzzgen::gen_case(fuzzgen::case_seed(DEFAULT_SEED ^ 0x5eed, i));
+        let (Ok(rule), Some(k)) = (Rule::parse_text(&case.text), Kind::from_name(&case.kind)) else { continue };
+        if !matches!(k, Kind::Lead | Kind::Account) || compile::compile(&rule, k, &cat).is_err() {
+            continue;
+        }
+        rule.walk(&mut |r| {
+            let mut hit = |s: String| *seen.entry(s).or_default() += 1;
+            match r {
+                Rule::Field(f) => {
+                    hit(f.op.name().to_string());
+                    if f.tz.is_some() {
+                        hit("tz".into());
+                    }
+                }
+                Rule::Event(e) => {
+                    if let Some(a) = &e.agg {
+                        hit(a.func.name().to_string());
+                    }
+                    if e.first_within.is_some() {
+                        hit("first_within".into());
+                    }
+                    if e.stopped.is_some() {
+                        hit(if e.min_before != 1 { "min_before" } else { "stopped" }.into());
+                    }
+                }
+                Rule::Sequence(q) => {
+                    hit("sequence".into());
+                    if q.max_gap.is_some() && q.within.is_some() {
+                        hit("sequence max_gap within".into());
+                    }
+                }
+                _ => {}
+            }
+        });
+    }
+    let mut want: Vec<String> = ALL_OPS.iter().map(|o| o.name().to_string()).collect();
+    want.extend(AGG_FUNCS.iter().map(|a| a.name().to_string()));
+    want.extend(["tz", "first_within", "stopped", "min_before", "sequence", "sequence max_gap within"].map(String::from));
+    let missing: Vec<&String> = want.iter().filter(|w| seen.get(*w).copied().unwrap_or(0) < 3).collect();
+    assert!(missing.is_empty(), "accepted fewer than 3 times: {missing:?}\nseen: {seen:?}");
+}

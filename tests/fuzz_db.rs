@@ -122,11 +122,11 @@ fn fresh_db() -> Client {
              (1, 1, 'US', 'a@acme.io', 'VP Sales', 60, 3, 100.5, 0.5, 1.5, true, now(), '2024-01-31',
               '2024-01-31 12:00', '{{"plan":"pro","trial_ends":"2025-01-01T00:00:00Z","mrr":12.5,"seats":3,
               "flags":{{"beta":true}},"prefs":{{"a":1}},"we''ird":"x","tags":["a","b"],"x''y":1}}',
-              '6f1c8a9e-9a4c-4f7e-8d0a-0c2b6f3e1d2a', 'w', 7, 'M'),
+              '6f1c8a9e-9a4c-4f7e-8d0a-0c2b6f3e1d2a', 'w', 7, 'M', ARRAY['a', 'b']),
              (2, 2, 'DE', NULL, NULL, 10, NULL, NULL, NULL, NULL, false, now() - interval '400 days', NULL,
-              NULL, '{{"mrr":0,"flags":{{"beta":false}},"plan":1,"tags":"a"}}', NULL, NULL, NULL, NULL),
+              NULL, '{{"mrr":0,"flags":{{"beta":false}},"plan":1,"tags":"a"}}', NULL, NULL, NULL, NULL, '{{}}'),
              (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-              NULL, NULL, NULL);
+              NULL, NULL, NULL, NULL);
            INSERT INTO {events} VALUES
              (1, 'page_view', now(), '{{"url":"/pricing","utm":{{"source":"ads"}},"n":3}}', 10.5),
              (1, 'demo_request', now() - interval '40 days', '{{}}', NULL),

@@ -2,7 +2,9 @@
 //! static checks of `segment_lint`.
 use super::{compile, Catalog, Kind};
 use crate::error::Result;
-use crate::rule::{FieldCond, LevelOp, Op, Rule};
+use crate::rule::{AggFunc, FieldCond, LevelOp, Op, Rule};
+
+const TIME_WINDOW: &str = "time window: membership changes as time passes; a saved segment is refreshed every refresh_every (default 1 hour) when kenbun.refresh_due() is scheduled";
 use serde_json::Value;
 
 /// One row of `segment_diagnose`: a condition, the SQL counting it alone, and the SQL counting it
@@ -23,10 +25,13 @@ pub fn describe(r: &Rule) -> String {
         Rule::All(v) => format!("all of {} condition(s)", v.len()),
         Rule::Any(v) => format!("any of {} condition(s)", v.len()),
         Rule::Not(_) => "not".into(),
-        Rule::Field(f) => match &f.value {
-            Some(v) => format!("{} {} {}", f.field, f.op.name(), v),
-            None => format!("{} {}", f.field, f.op.name()),
-        },
+        Rule::Field(f) => {
+            let tz = f.tz.as_ref().map(|z| format!(" (time zone {})", serde_json::json!(z))).unwrap_or_default();
+            match &f.value {
+                Some(v) => format!("{} {} {v}{tz}", f.field, f.op.name()),
+                None => format!("{} {}", f.field, f.op.name()),
+            }
+        }
         Rule::Level(l) => {
             let v = if matches!(l.op, LevelOp::In | LevelOp::NotIn) {
                 serde_json::json!(l.tiers).to_string()
@@ -326,24 +331,51 @@ fn lint_node(rule: &Rule, path: &str, out: &mut Vec<Finding>, under_not: bool) {
                     format!("a list of one value: \"{op}\" says the same"),
                 ));
             }
-            if f.op.is_time_window() {
+            if f.op == Op::InPeriod {
+                let name = f.value.as_ref().and_then(Value::as_str).unwrap_or_default();
+                let (unit, _) = crate::rule::period(name).unwrap_or(("day", 0));
+                let zone = match &f.tz {
+                    Some(tz) => format!("time zone {}", serde_json::json!(tz)),
+                    None => "time zone (kenbun.timezone, else the session's TimeZone)".into(),
+                };
                 out.push(finding(
                     "info",
                     path,
-                    "time window: membership changes as time passes; a saved segment is refreshed every refresh_every (default 1 hour) when kenbun.refresh_due() is scheduled",
+                    format!(
+                        "calendar period: \"{name}\" changes at the start of each {unit} in its {zone}; a saved segment is refreshed at that boundary when kenbun.refresh_due() is scheduled"
+                    ),
                 ));
+            } else if f.op.is_time_window() {
+                out.push(finding("info", path, TIME_WINDOW));
             }
         }
         Rule::Event(e) => {
-            if e.within.is_some() {
+            if e.within.is_some() || e.first_within.is_some() || e.stopped.is_some() {
+                out.push(finding("info", path, TIME_WINDOW));
+            }
+            if let Some(a) = e.agg.as_ref().filter(|a| matches!(a.func, AggFunc::Avg | AggFunc::Min | AggFunc::Max)) {
                 out.push(finding(
                     "info",
                     path,
-                    "time window: membership changes as time passes; a saved segment is refreshed every refresh_every (default 1 hour) when kenbun.refresh_due() is scheduled",
+                    format!(
+                        "\"{}\" of no events has no value: a lead with no matching event is not a member ({})",
+                        a.func.name(),
+                        if under_not { "and is one under this \"not\"" } else { "and is one under \"not\"" }
+                    ),
                 ));
             }
             if let Some(w) = &e.filter {
                 lint_node(w, &format!("{path}.event.where"), out, false);
+            }
+        }
+        Rule::Sequence(q) => {
+            if q.within.is_some() {
+                out.push(finding("info", path, TIME_WINDOW));
+            }
+            for (i, st) in q.steps.iter().enumerate() {
+                if let Some(w) = &st.filter {
+                    lint_node(w, &format!("{path}.sequence.steps[{i}].where"), out, false);
+                }
             }
         }
         Rule::Leads(l) => {
@@ -388,6 +420,24 @@ fn collect_paths(
         Rule::Event(e) => {
             if let Some(w) = &e.filter {
                 collect_paths(w, &format!("{path}.event.where"), Kind::Event, cat, out)
+            }
+            if let Some(a) = &e.agg {
+                // the aggregated field, read like a field condition on the event
+                let f = Rule::Field(FieldCond {
+                    field: a.field.clone(),
+                    op: Op::IsSet,
+                    value: None,
+                    tz: None,
+                    path: format!("{path}.event.{}", a.func.name()),
+                });
+                collect_paths(&f, &format!("{path}.event.{}", a.func.name()), Kind::Event, cat, out)
+            }
+        }
+        Rule::Sequence(q) => {
+            for (i, st) in q.steps.iter().enumerate() {
+                if let Some(w) = &st.filter {
+                    collect_paths(w, &format!("{path}.sequence.steps[{i}].where"), Kind::Event, cat, out)
+                }
             }
         }
         Rule::Field(f) => {

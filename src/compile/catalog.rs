@@ -151,6 +151,10 @@ pub struct Catalog {
     pub levels: Vec<Level>,
     #[serde(default)]
     pub segments: Vec<SegmentDef>,
+    /// The time zone of calendar operators (`in_period`) whose condition names none: the pgrx
+    /// layer fills it from the `kenbun.timezone` setting, else the session's TimeZone. None: UTC.
+    #[serde(default)]
+    pub timezone: Option<String>,
 }
 
 impl Catalog {

@@ -8,7 +8,10 @@ pub mod sql;
 pub use catalog::{Binding, Catalog, Kind};
 
 use crate::error::{did_you_mean, KenbunError, Result, SqlState};
-use crate::rule::{is_iso_datetime, EventCond, FieldCond, LeadsCond, LevelCond, LevelOp, Op, Rule};
+use crate::rule::{
+    is_iso_datetime, period, AggFunc, Count, CountOp, EventCond, FieldCond, LeadsCond, LevelCond, LevelOp, Op, Rule,
+    SequenceCond,
+};
 use serde_json::Value;
 use sql::{ident, like_escape, literal, typed};
 use std::collections::BTreeSet;
@@ -32,11 +35,16 @@ pub struct Compiled {
     /// Saved segments used, directly or through other segments.
     pub segments: BTreeSet<String>,
     /// The conditions on the rows of other tables the rule reads through subqueries
-    /// (`{"account": …}`, `{"event": …}`, `{"leads": …}`), one per subquery.
+    /// (`{"account": …}`, `{"event": …}`, `{"leads": …}`, `{"sequence": …}`), one per subquery.
     pub filters: Vec<Filter>,
     /// Reads kenbun's own membership or overrides (a static segment's list, a segment with manual
     /// overrides, directly or through a reference): never decided from the changed row alone.
     pub reads_membership: bool,
+    /// (date_trunc unit, time zone) of every calendar period the rule uses (`in_period`): its
+    /// membership changes at each start of that unit in that zone.
+    pub boundaries: BTreeSet<(String, String)>,
+    /// Every time zone the rule names (to validate; the compiler cannot).
+    pub time_zones: BTreeSet<String>,
 }
 
 /// What a subquery of a rule asks of each row of the table it reads (besides the join to the
@@ -376,6 +384,7 @@ impl<'a> Cx<'a> {
             Rule::Account(inner, path) => self.account(inner, path, kind, alias),
             Rule::Event(e) => self.event(e, kind, alias),
             Rule::Leads(l) => self.leads(l, kind, alias),
+            Rule::Sequence(q) => self.sequence(q, kind, alias),
             Rule::Segment(name, path) => self.segment(name, path, kind, alias),
         }
     }
@@ -506,11 +515,30 @@ impl<'a> Cx<'a> {
     }
 
     fn field(&mut self, f: &FieldCond, kind: Kind, alias: &str) -> Result<String> {
+        if matches!(f.op, Op::HasAny | Op::HasAll | Op::HasNone) {
+            let resolved = self.resolve(kind, &f.field, alias, &f.path)?;
+            return has_elements(f, resolved);
+        }
         if let Some(pos) = f.op.positive() {
             let p = FieldCond { op: pos, ..f.clone() };
             return Ok(negate(&self.field(&p, kind, alias)?));
         }
         let resolved = self.resolve(kind, &f.field, alias, &f.path)?;
+        if let Resolved::Typed { type_name, .. } = &resolved {
+            // a text array holds elements, not one value: a scalar literal cast to it would fail
+            if is_text_array(type_name) && f.op != Op::IsSet {
+                return Err(KenbunError::at(
+                    SqlState::DatatypeMismatch,
+                    &format!("{}.op", f.path),
+                    format!(
+                        "operator \"{}\" does not apply to field \"{}\", which is an array ({type_name})",
+                        f.op.name(),
+                        f.field
+                    ),
+                )
+                .hint("test its elements with has_any, has_all or has_none, or whether it is set with is_set"));
+            }
+        }
         let vpath = format!("{}.value", f.path);
         // untyped JSON paths take their type from the value
         let (sql, class, type_name) = match resolved {
@@ -524,7 +552,7 @@ impl<'a> Cx<'a> {
                 };
                 match (f.op, first) {
                     (Op::IsSet, _) => return Ok(format!("({text} IS NOT NULL)")),
-                    (Op::Before | Op::After | Op::WithinLast, _) => {
+                    (Op::Before | Op::After | Op::WithinLast | Op::InPeriod | Op::BetweenAgo | Op::InNext, _) => {
                         return Err(KenbunError::at(
                             SqlState::DatatypeMismatch,
                             &format!("{}.op", f.path),
@@ -554,7 +582,10 @@ impl<'a> Cx<'a> {
             }
         };
         let allowed = match class {
-            Class::Text => !matches!(f.op, Op::Before | Op::After | Op::WithinLast),
+            Class::Text => !matches!(
+                f.op,
+                Op::Before | Op::After | Op::WithinLast | Op::InPeriod | Op::BetweenAgo | Op::InNext
+            ),
             Class::Int | Class::Num | Class::Other => {
                 matches!(
                     f.op,
@@ -630,10 +661,57 @@ impl<'a> Cx<'a> {
             Op::WithinLast => {
                 self.out.time_dependent = true;
                 let s = v.unwrap().as_str().unwrap();
-                format!("({sql} >= (pg_catalog.now() - {}))", typed(s.trim(), "interval"))
+                format!("({sql} >= {})", ago(s))
             }
-            Op::Neq | Op::NotIn | Op::NotContains | Op::IsNotSet | Op::NotWithinLast => unreachable!(),
+            Op::BetweenAgo => {
+                self.out.time_dependent = true;
+                let a = v.unwrap().as_array().unwrap();
+                let (older, newer) = (a[0].as_str().unwrap(), a[1].as_str().unwrap());
+                format!("({sql} >= {} AND {sql} < {})", ago(older), ago(newer))
+            }
+            Op::InNext => {
+                self.out.time_dependent = true;
+                let s = v.unwrap().as_str().unwrap();
+                format!(
+                    "({sql} >= pg_catalog.now() AND {sql} <= (pg_catalog.now() + {}))",
+                    typed(s.trim(), "interval")
+                )
+            }
+            Op::InPeriod => self.in_period(f, &sql, &type_name),
+            Op::Neq | Op::NotIn | Op::NotContains | Op::IsNotSet | Op::NotWithinLast | Op::HasNone => unreachable!(),
+            Op::HasAny | Op::HasAll => unreachable!("has_elements"),
         })
+    }
+
+    /// `in_period`: the period's bounds are computed in local time of the zone (the condition's
+    /// `tz`, else the catalog's, else UTC), start inclusive, end exclusive. A timestamptz compares
+    /// with the bounds converted back to instants, a timestamp without time zone with the local
+    /// bounds, a date with their dates.
+    fn in_period(&mut self, f: &FieldCond, sql: &str, type_name: &str) -> String {
+        self.out.time_dependent = true;
+        let name = f.value.as_ref().and_then(Value::as_str).unwrap_or_default();
+        let (unit, offset) = period(name).unwrap_or(("day", 0));
+        let tz = f
+            .tz
+            .clone()
+            .or_else(|| self.cat.timezone.clone())
+            .unwrap_or_else(|| "UTC".into());
+        self.out.boundaries.insert((unit.to_string(), tz.clone()));
+        self.out.time_zones.insert(tz.clone());
+        let z = typed(&tz, "text");
+        let step = if unit == "quarter" { "3 months".to_string() } else { format!("1 {unit}") };
+        let start = format!("pg_catalog.date_trunc({}, pg_catalog.now() AT TIME ZONE {z})", literal(unit));
+        let at = |k: i32| match k {
+            0 => format!("({start})"),
+            k => format!("({start} {} {})", if k < 0 { "-" } else { "+" }, typed(&step, "interval")),
+        };
+        let (lo, hi) = (at(offset), at(offset + 1));
+        let (lo, hi) = match type_name {
+            "timestamp with time zone" => (format!("({lo} AT TIME ZONE {z})"), format!("({hi} AT TIME ZONE {z})")),
+            "date" => (format!("{lo}::date"), format!("{hi}::date")),
+            _ => (lo, hi),
+        };
+        format!("({sql} >= {lo} AND {sql} < {hi})")
     }
 
     /// A value as a typed literal fitting the field's class.
@@ -863,57 +941,205 @@ impl<'a> Cx<'a> {
         ))
     }
 
-    fn event(&mut self, e: &EventCond, kind: Kind, alias: &str) -> Result<String> {
+    /// The event binding for an event or sequence condition, which only lead rules have; records the
+    /// join keys read. Returns (events binding, lead key).
+    fn events_of_lead(&mut self, kind: Kind, path: &str, what: &str) -> Result<(Binding, String)> {
         if kind != Kind::Lead {
             let e = KenbunError::at(
                 SqlState::InvalidParameterValue,
-                &e.path,
+                path,
                 format!(
-                    "\"event\" conditions are only allowed in lead rules, not in {} rules",
+                    "\"{what}\" conditions are only allowed in lead rules, not in {} rules",
                     kind.name()
                 ),
             );
             return Err(if kind == Kind::Account {
-                e.hint("in an account rule, count leads with events: {\"leads\":{\"where\":{\"event\":{…}}}}")
+                e.hint(format!(
+                    "in an account rule, count leads with events: {{\"leads\":{{\"where\":{{\"{what}\":{{…}}}}}}}}"
+                ))
             } else {
                 e
             });
         }
         let lead_key = binding(self.cat, Kind::Lead)?.key.clone().unwrap_or_default();
         let ev = binding(self.cat, Kind::Event)?.clone();
-        let x = self.alias(Kind::Event);
         self.out.reads.insert((Kind::Lead, lead_key.clone()));
-        let ev_lead = ev.lead_key.clone().unwrap_or_default();
-        self.out.reads.insert((Kind::Event, ev_lead.clone()));
-        let join = format!("{x}.{} = {alias}.{}", ident(&ev_lead), ident(&lead_key));
+        self.out.reads.insert((Kind::Event, ev.lead_key.clone().unwrap_or_default()));
+        Ok((ev, lead_key))
+    }
+
+    /// A new subquery over the events of the lead under `alias` (`ev`: the events binding and the
+    /// lead key): the event alias, its join to the lead and its conditions on the event row. Records
+    /// the row conditions as the subquery's `Filter`.
+    fn event_scan(&mut self, ev: (&Binding, &str), alias: &str, s: Scan) -> Result<(String, String, Vec<String>)> {
+        let (ev, lead_key) = ev;
+        let Scan { types, filter, window, path, value_read } = s;
+        let x = self.alias(Kind::Event);
+        let join = format!(
+            "{x}.{} = {alias}.{}",
+            ident(ev.lead_key.as_deref().unwrap_or_default()),
+            ident(lead_key)
+        );
         let n = self.n;
         let mut conds = vec![];
-        if !e.types.is_empty() {
-            let tc = ev.type_column.clone().unwrap_or_default();
+        if !types.is_empty() {
             let f = FieldCond {
-                field: tc,
+                field: ev.type_column.clone().unwrap_or_default(),
                 op: Op::In,
-                value: Some(Value::Array(e.types.iter().cloned().map(Value::String).collect())),
-                path: format!("{}.event.type", e.path),
+                value: Some(Value::Array(types.iter().cloned().map(Value::String).collect())),
+                tz: None,
+                path: format!("{path}.type"),
             };
-            conds.push(self.field_on_column(&f, &ev, &x)?);
+            conds.push(self.field_on_column(&f, ev, &x)?);
         }
-        if let Some(w) = &e.within {
-            self.out.time_dependent = true;
-            let tc = ev.time_column.clone().unwrap_or_default();
-            self.out.reads.insert((Kind::Event, tc.clone()));
-            conds.push(format!(
-                "{x}.{} >= (pg_catalog.now() - {})",
-                ident(&tc),
-                typed(w, "interval")
-            ));
+        for (op, rhs) in window {
+            conds.push(format!("{} {op} {rhs}", self.event_time(ev, &x)));
         }
-        if let Some(fr) = &e.filter {
+        if let Some(fr) = filter {
             conds.push(self.expr(fr, Kind::Event, &x)?);
         }
-        self.push_filter(Kind::Event, &x, &conds, n);
-        conds.insert(0, join);
-        Ok(count_sql(&ev.qualified(), &x, &conds.join(" AND "), e.count))
+        self.push_filter(Kind::Event, &x, &conds, n, value_read);
+        Ok((x, join, conds))
+    }
+
+    /// The time column of event `x` (recorded as read).
+    fn event_time(&mut self, ev: &Binding, x: &str) -> String {
+        let tc = ev.time_column.clone().unwrap_or_default();
+        self.out.reads.insert((Kind::Event, tc.clone()));
+        format!("{x}.{}", ident(&tc))
+    }
+
+    /// `{"event": …}`: a count of the matching events (default: at least one), an aggregate over
+    /// them, the time of the first one (`first_within`), or `stopped`.
+    fn event(&mut self, e: &EventCond, kind: Kind, alias: &str) -> Result<String> {
+        let (ev, lead_key) = self.events_of_lead(kind, &e.path, "event")?;
+        let table = ev.qualified();
+        let epath = format!("{}.event", e.path);
+        if let Some(w) = &e.stopped {
+            return self.stopped(e, w, &ev, &lead_key, alias);
+        }
+        let mut window = vec![];
+        if let Some(w) = &e.within {
+            self.out.time_dependent = true;
+            window.push((">=", ago(w)));
+        }
+        let scan = Scan {
+            types: &e.types,
+            filter: e.filter.as_deref(),
+            window: &window,
+            path: &epath,
+            value_read: e.agg.is_some() || e.first_within.is_some(),
+        };
+        let (x, join, conds) = self.event_scan((&ev, &lead_key), alias, scan)?;
+        let cond = std::iter::once(join).chain(conds).collect::<Vec<_>>().join(" AND ");
+        if let Some(w) = &e.first_within {
+            self.out.time_dependent = true;
+            let t = self.event_time(&ev, &x);
+            return Ok(format!(
+                "((SELECT pg_catalog.min({t}) FROM {table} AS {x} WHERE {cond}) >= {})",
+                ago(w)
+            ));
+        }
+        if let Some(a) = &e.agg {
+            let apath = format!("{epath}.{}", a.func.name());
+            let expr = self.aggregated(a.func, &a.field, &x, &apath)?;
+            let (agg, value) = match a.func {
+                AggFunc::CountDistinct => (format!("pg_catalog.count(DISTINCT {expr})"), a.value.to_string()),
+                f => {
+                    let v = self.literal(Class::Num, "numeric", &Value::Number(a.value.clone()), &apath, &a.field)?;
+                    let agg = match f {
+                        AggFunc::Sum => format!("COALESCE(pg_catalog.sum({expr}), 0)"),
+                        AggFunc::Avg => format!("pg_catalog.avg({expr})"),
+                        AggFunc::Min => format!("pg_catalog.min({expr})"),
+                        _ => format!("pg_catalog.max({expr})"),
+                    };
+                    (agg, v)
+                }
+            };
+            return Ok(format!(
+                "((SELECT {agg} FROM {table} AS {x} WHERE {cond}) {} {value})",
+                a.op.sql()
+            ));
+        }
+        Ok(count_sql(&table, &x, &cond, e.count))
+    }
+
+    /// The value an aggregate reads of event `x`: a number for sum/avg/min/max (a JSON path where it
+    /// holds a number), any field for count_distinct (a JSON path by its text).
+    fn aggregated(&mut self, func: AggFunc, field: &str, x: &str, apath: &str) -> Result<String> {
+        match self.resolve(Kind::Event, field, x, apath)? {
+            Resolved::JsonPath { text, .. } if func == AggFunc::CountDistinct => Ok(text),
+            Resolved::Typed { sql, .. } if func == AggFunc::CountDistinct => Ok(sql),
+            Resolved::JsonPath { json, .. } => Ok(format!(
+                "(CASE WHEN pg_catalog.jsonb_typeof({json}) = 'number' THEN ({json})::numeric END)"
+            )),
+            Resolved::Typed {
+                sql,
+                class: Class::Int | Class::Num,
+                ..
+            } => Ok(sql),
+            Resolved::Typed { type_name, class, .. } => Err(KenbunError::at(
+                SqlState::DatatypeMismatch,
+                &format!("{apath}.field"),
+                format!(
+                    "\"{}\" needs a numeric field, and event field \"{field}\" is {} ({type_name})",
+                    func.name(),
+                    class_desc(class)
+                ),
+            )
+            .hint("aggregate a numeric column or mapped field, or a JSON path holding numbers; count_distinct takes any field")),
+        }
+    }
+
+    /// `stopped`: at least `min_before` matching events before the window, and none within it. Two
+    /// subqueries, each with its own time condition (set membership only).
+    fn stopped(&mut self, e: &EventCond, w: &str, ev: &Binding, lead_key: &str, alias: &str) -> Result<String> {
+        self.out.time_dependent = true;
+        let epath = format!("{}.event", e.path);
+        let table = ev.qualified();
+        let part = |cx: &mut Self, op: &'static str, count: Count| -> Result<String> {
+            let window = [(op, ago(w))];
+            let scan = Scan { types: &e.types, filter: e.filter.as_deref(), window: &window, path: &epath, value_read: false };
+            let (x, join, conds) = cx.event_scan((ev, lead_key), alias, scan)?;
+            let cond = std::iter::once(join).chain(conds).collect::<Vec<_>>().join(" AND ");
+            Ok(count_sql(&table, &x, &cond, count))
+        };
+        let before = part(self, "<", Count { op: CountOp::Gte, value: e.min_before })?;
+        let within = part(self, ">=", Count { op: CountOp::Eq, value: 0 })?;
+        Ok(format!("({before} AND {within})"))
+    }
+
+    /// `{"sequence": …}`: nested EXISTS, one event alias per step, each step's event strictly after
+    /// the previous one (and at most `max_gap` after it).
+    fn sequence(&mut self, q: &SequenceCond, kind: Kind, alias: &str) -> Result<String> {
+        let (ev, lead_key) = self.events_of_lead(kind, &q.path, "sequence")?;
+        let mut window = vec![];
+        if let Some(w) = &q.within {
+            self.out.time_dependent = true;
+            window.push((">=", ago(w)));
+        }
+        let mut scans = vec![];
+        for (i, st) in q.steps.iter().enumerate() {
+            let spath = format!("{}.sequence.steps[{i}]", q.path);
+            let scan = Scan { types: &st.types, filter: st.filter.as_deref(), window: &window, path: &spath, value_read: true };
+            let (x, join, mut conds) = self.event_scan((&ev, &lead_key), alias, scan)?;
+            conds.insert(0, join);
+            let t = self.event_time(&ev, &x);
+            if let Some((_, prev_t)) = scans.last() {
+                conds.push(format!("{t} > {prev_t}"));
+                if let Some(g) = &q.max_gap {
+                    conds.push(format!("{t} <= ({prev_t} + {})", typed(g, "interval")));
+                }
+            }
+            scans.push((format!("{} AS {x} WHERE {}", ev.qualified(), conds.join(" AND ")), t));
+        }
+        Ok(scans
+            .into_iter()
+            .rev()
+            .fold(String::new(), |inner, (from, _)| {
+                let inner = if inner.is_empty() { inner } else { format!(" AND {inner}") };
+                format!("EXISTS (SELECT 1 FROM {from}{inner})")
+            }))
     }
 
     /// A field condition on a named column (used for the event type column).
@@ -979,7 +1205,7 @@ impl<'a> Cx<'a> {
         if let Some(fr) = &l.filter {
             conds.push(self.expr(fr, Kind::Lead, &x)?);
         }
-        self.push_filter(Kind::Lead, &x, &conds, n);
+        self.push_filter(Kind::Lead, &x, &conds, n, false);
         conds.insert(0, format!("{x}.{} = {alias}.{}", ident(&acc_key), ident(&key)));
         if let Some(outer) = outer {
             let inner = std::mem::replace(&mut self.out.reads, outer);
@@ -991,9 +1217,11 @@ impl<'a> Cx<'a> {
 
     /// Records a subquery's conditions on its rows (`n`: the alias counter before they were compiled,
     /// so that a nested subquery shows).
-    fn push_filter(&mut self, table: Kind, alias: &str, conds: &[String], n: usize) {
+    /// `value_read`: the rule reads more of the matching rows than whether they match.
+    fn push_filter(&mut self, table: Kind, alias: &str, conds: &[String], n: usize, value_read: bool) {
         let sql = if conds.is_empty() { "true".to_string() } else { conds.join(" AND ") };
-        self.out.filters.push(Filter { table, alias: alias.to_string(), sql, row_only: self.n == n, own: false });
+        let row_only = self.n == n && !value_read;
+        self.out.filters.push(Filter { table, alias: alias.to_string(), sql, row_only, own: false });
     }
 
     fn segment(&mut self, name: &str, path: &str, kind: Kind, alias: &str) -> Result<String> {
@@ -1099,6 +1327,69 @@ fn is_uuid(s: &str) -> bool {
         [a, b, c, d, e] => hex(a, 8) && hex(b, 4) && hex(c, 4) && hex(d, 4) && hex(e, 12),
         _ => false,
     }
+}
+
+/// What a subquery over events selects (`Cx::event_scan`).
+struct Scan<'s> {
+    /// Event types (any if empty).
+    types: &'s [String],
+    /// The `where` rule over the event.
+    filter: Option<&'s Rule>,
+    /// Comparisons of the event's time with SQL expressions, such as `(">=", now() - interval)`.
+    window: &'s [(&'s str, String)],
+    /// JSON path of the condition, for errors.
+    path: &'s str,
+    /// The rule reads more of the matching rows than whether they match (an aggregated value, a
+    /// time compared elsewhere): the filter is not all the rule depends on (not row-only).
+    value_read: bool,
+}
+
+/// `now() - interval`.
+fn ago(interval: &str) -> String {
+    format!("(pg_catalog.now() - {})", typed(interval.trim(), "interval"))
+}
+
+fn is_text_array(type_name: &str) -> bool {
+    matches!(type_name, "text[]" | "character varying[]")
+}
+
+/// `has_any` / `has_all`: a text array overlaps / contains the values, or a JSON array holds any / all
+/// of them as string elements. NULL, or a JSON value that is not an array: not a member.
+/// `has_none` is the exact complement of `has_any` (NULL, no array, an empty array: a member).
+fn has_elements(f: &FieldCond, resolved: Resolved) -> Result<String> {
+    let items: Vec<String> = f
+        .value
+        .as_ref()
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(|s| typed(s, "text")).collect())
+        .unwrap_or_default();
+    let arr = format!("ARRAY[{}]::text[]", items.join(", "));
+    let (array_op, json_op) = if f.op == Op::HasAll { ("@>", "?&") } else { ("&&", "?|") };
+    let positive = match resolved {
+        Resolved::Typed { sql, type_name, .. } if is_text_array(&type_name) => {
+            format!("({sql}::text[] {array_op} {arr})")
+        }
+        Resolved::Typed {
+            sql: json,
+            class: Class::Jsonb,
+            ..
+        }
+        | Resolved::JsonPath { json, .. } => {
+            format!("(CASE WHEN pg_catalog.jsonb_typeof({json}) = 'array' THEN {json} {json_op} {arr} END)")
+        }
+        Resolved::Typed { class, type_name, .. } => return Err(KenbunError::at(
+            SqlState::DatatypeMismatch,
+            &format!("{}.op", f.path),
+            format!(
+                "operator \"{}\" does not apply to field \"{}\", which is {} ({type_name})",
+                f.op.name(),
+                f.field,
+                class_desc(class)
+            ),
+        )
+        .hint("has_any, has_all and has_none test the elements of a text[] column or of a JSON array (a jsonb field or a dotted path)")),
+    };
+    Ok(if f.op == Op::HasNone { negate(&positive) } else { positive })
 }
 
 /// The exact complement of a TRUE-when-member expression (NULL counts as not a member).

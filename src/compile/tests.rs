@@ -70,6 +70,7 @@ fn cat() -> Catalog {
                 ],
             },
         ],
+        timezone: None,
         fields: vec![FieldMap {
             kind: "lead".into(),
             name: "plan".into(),
@@ -894,4 +895,464 @@ fn sibling_reads_are_what_a_lead_rule_reads_of_its_accounts_other_leads() {
     };
     assert!(s(r#"{"account":{"segment":"two vips"}}"#).contains(&(Kind::Lead, "vip".into())));
     assert!(s(r#"{"not":{"segment":"team"}}"#).contains(&(Kind::Lead, "score".into())));
+}
+
+/// The test catalog with the columns the 0.6 operators need: a text[] and a varchar[] column, a
+/// date and a timestamp without time zone on leads, a numeric amount and a text[] on events.
+fn cat6() -> Catalog {
+    let mut c = cat();
+    for b in c.bindings.iter_mut() {
+        match b.kind.as_str() {
+            "lead" => b.columns.extend([
+                col("tags", "text[]"),
+                col("labels", "character varying[]"),
+                col("signup_date", "date"),
+                col("local_ts", "timestamp without time zone"),
+            ]),
+            "event" => b.columns.extend([col("amount", "numeric"), col("label", "text")]),
+            _ => {}
+        }
+    }
+    c.fields.push(FieldMap {
+        kind: "lead".into(),
+        name: "trial_ends".into(),
+        path: "attributes.trial_ends".into(),
+        type_name: "timestamp with time zone".into(),
+        builtin: true,
+    });
+    c.fields.push(FieldMap {
+        kind: "event".into(),
+        name: "price".into(),
+        path: "metadata.price".into(),
+        type_name: "numeric".into(),
+        builtin: true,
+    });
+    c
+}
+
+fn compiled6(rule: &str) -> Compiled {
+    compile(&Rule::parse_text(rule).unwrap(), Kind::Lead, &cat6()).unwrap_or_else(|e| panic!("{rule}: {e}"))
+}
+
+fn sql6(rule: &str) -> String {
+    compiled6(rule).sql
+}
+
+fn err6(rule: &str, kind: Kind) -> crate::error::KenbunError {
+    compile(&Rule::parse_text(rule).unwrap(), kind, &cat6()).expect_err(rule)
+}
+
+fn filters6(rule: &str) -> Vec<(String, String, bool)> {
+    compiled6(rule).filters.into_iter().map(|f| (f.alias, f.sql, f.row_only)).collect()
+}
+
+fn assert_err(e: crate::error::KenbunError, code: SqlState, message: &str, hint: Option<&str>) {
+    assert_eq!((e.code, e.message.as_str(), e.hint.as_deref()), (code, message, hint));
+}
+
+#[test]
+fn has_any_all_none_on_text_arrays_and_json_arrays() {
+    assert_eq!(
+        sql6(r#"{"field":"tags","op":"has_any","value":["a","b'c"]}"#),
+        r#"(l."tags"::text[] && ARRAY['a'::text, 'b''c'::text]::text[])"#
+    );
+    assert_eq!(
+        sql6(r#"{"field":"labels","op":"has_all","value":["a"]}"#),
+        r#"(l."labels"::text[] @> ARRAY['a'::text]::text[])"#
+    );
+    // the exact complement: a NULL array (or a NULL in it making && NULL) is not a member of
+    // has_any, so it is one of has_none
+    assert_eq!(
+        sql6(r#"{"field":"tags","op":"has_none","value":["a"]}"#),
+        r#"((l."tags"::text[] && ARRAY['a'::text]::text[]) IS NOT TRUE)"#
+    );
+    assert_eq!(
+        sql6(r#"{"field":"attributes.tags","op":"has_any","value":["a"]}"#),
+        r#"(CASE WHEN pg_catalog.jsonb_typeof((l."attributes" -> 'tags')) = 'array' THEN (l."attributes" -> 'tags') ?| ARRAY['a'::text]::text[] END)"#
+    );
+    assert_eq!(
+        sql6(r#"{"field":"attributes","op":"has_all","value":["a","b"]}"#),
+        r#"(CASE WHEN pg_catalog.jsonb_typeof(l."attributes") = 'array' THEN l."attributes" ?& ARRAY['a'::text, 'b'::text]::text[] END)"#
+    );
+    assert_eq!(
+        sql6(r#"{"field":"attributes.tags","op":"has_none","value":["a"]}"#),
+        r#"((CASE WHEN pg_catalog.jsonb_typeof((l."attributes" -> 'tags')) = 'array' THEN (l."attributes" -> 'tags') ?| ARRAY['a'::text]::text[] END) IS NOT TRUE)"#
+    );
+    let c = compiled6(r#"{"field":"tags","op":"has_all","value":["a"]}"#);
+    assert!(!c.time_dependent);
+    assert_eq!(c.reads, BTreeSet::from([(Kind::Lead, "tags".to_string())]));
+    assert_eq!(sql6(r#"{"field":"tags","op":"is_not_set"}"#), r#"((l."tags" IS NOT NULL) IS NOT TRUE)"#);
+    assert_err(
+        err6(r#"{"field":"labels","op":"eq","value":"a"}"#, Kind::Lead),
+        SqlState::DatatypeMismatch,
+        "invalid rule at $.op: operator \"eq\" does not apply to field \"labels\", which is an array (character varying[])",
+        Some("test its elements with has_any, has_all or has_none, or whether it is set with is_set"),
+    );
+    assert_eq!(err6(r#"{"field":"tags","op":"contains","value":"a"}"#, Kind::Lead).code, SqlState::DatatypeMismatch);
+    let hint = Some("has_any, has_all and has_none test the elements of a text[] column or of a JSON array (a jsonb field or a dotted path)");
+    assert_err(
+        err6(r#"{"field":"country","op":"has_any","value":["US"]}"#, Kind::Lead),
+        SqlState::DatatypeMismatch,
+        "invalid rule at $.op: operator \"has_any\" does not apply to field \"country\", which is text (text)",
+        hint,
+    );
+    assert_err(
+        err6(r#"{"all":[{"field":"score","op":"has_none","value":["1"]}]}"#, Kind::Lead),
+        SqlState::DatatypeMismatch,
+        "invalid rule at $.all[0].op: operator \"has_none\" does not apply to field \"score\", which is numeric (integer)",
+        hint,
+    );
+}
+
+#[test]
+fn in_period_per_column_type_and_time_zone() {
+    let c = compiled6(r#"{"field":"last_seen_at","op":"in_period","value":"this_month"}"#);
+    assert_eq!(
+        c.sql,
+        "(l.\"last_seen_at\" >= ((pg_catalog.date_trunc('month', pg_catalog.now() AT TIME ZONE 'UTC'::text)) AT TIME ZONE 'UTC'::text) \
+         AND l.\"last_seen_at\" < ((pg_catalog.date_trunc('month', pg_catalog.now() AT TIME ZONE 'UTC'::text) + '1 month'::interval) AT TIME ZONE 'UTC'::text))"
+    );
+    assert!(c.time_dependent);
+    assert_eq!(c.boundaries, BTreeSet::from([("month".to_string(), "UTC".to_string())]));
+    assert_eq!(c.time_zones, BTreeSet::from(["UTC".to_string()]));
+    // a timestamp without time zone compares with the local bounds, a date with their dates
+    assert_eq!(
+        sql6(r#"{"field":"local_ts","op":"in_period","value":"last_quarter","tz":"Europe/Paris"}"#),
+        "(l.\"local_ts\" >= (pg_catalog.date_trunc('quarter', pg_catalog.now() AT TIME ZONE 'Europe/Paris'::text) - '3 months'::interval) \
+         AND l.\"local_ts\" < (pg_catalog.date_trunc('quarter', pg_catalog.now() AT TIME ZONE 'Europe/Paris'::text)))"
+    );
+    assert_eq!(
+        sql6(r#"{"field":"signup_date","op":"in_period","value":"yesterday"}"#),
+        "(l.\"signup_date\" >= (pg_catalog.date_trunc('day', pg_catalog.now() AT TIME ZONE 'UTC'::text) - '1 day'::interval)::date \
+         AND l.\"signup_date\" < (pg_catalog.date_trunc('day', pg_catalog.now() AT TIME ZONE 'UTC'::text))::date)"
+    );
+    assert_eq!(
+        sql6(r#"{"not":{"field":"signup_date","op":"in_period","value":"this_week"}}"#),
+        "((l.\"signup_date\" >= (pg_catalog.date_trunc('week', pg_catalog.now() AT TIME ZONE 'UTC'::text))::date \
+         AND l.\"signup_date\" < (pg_catalog.date_trunc('week', pg_catalog.now() AT TIME ZONE 'UTC'::text) + '1 week'::interval)::date) IS NOT TRUE)"
+    );
+    // the catalog's zone is the default; the condition's own zone wins
+    let mut cat = cat6();
+    cat.timezone = Some("America/New_York".into());
+    let rule = Rule::parse_text(
+        r#"{"all":[{"field":"signup_date","op":"in_period","value":"today"},{"field":"trial_ends","op":"in_period","value":"this_year","tz":"Asia/Tokyo"}]}"#,
+    )
+    .unwrap();
+    let c = compile(&rule, Kind::Lead, &cat).unwrap();
+    assert!(c.sql.contains("pg_catalog.date_trunc('day', pg_catalog.now() AT TIME ZONE 'America/New_York'::text)"), "{}", c.sql);
+    assert!(c.sql.contains(
+        "((pg_catalog.date_trunc('year', pg_catalog.now() AT TIME ZONE 'Asia/Tokyo'::text)) AT TIME ZONE 'Asia/Tokyo'::text)"
+    ), "{}", c.sql);
+    assert!(!c.sql.contains("'UTC'"), "{}", c.sql);
+    assert_eq!(
+        c.boundaries,
+        BTreeSet::from([
+            ("day".to_string(), "America/New_York".to_string()),
+            ("year".to_string(), "Asia/Tokyo".to_string())
+        ])
+    );
+    assert_eq!(c.time_zones, BTreeSet::from(["America/New_York".to_string(), "Asia/Tokyo".to_string()]));
+    // a zone is a literal, never SQL
+    assert!(sql6(r#"{"field":"local_ts","op":"in_period","value":"today","tz":"x'; --"}"#)
+        .contains("AT TIME ZONE 'x''; --'::text"));
+    // only date/time fields; an untyped JSON path gets within_last's error
+    assert_err(
+        err6(r#"{"field":"attributes.day","op":"in_period","value":"today"}"#, Kind::Lead),
+        SqlState::DatatypeMismatch,
+        "invalid rule at $.op: operator \"in_period\" needs a date/time field, and \"attributes.day\" is a JSON path without a declared type",
+        Some("declare its type: SELECT kenbun.map_field('lead', '<name>', 'attributes.day', 'timestamptz');"),
+    );
+    assert_err(
+        err6(r#"{"field":"country","op":"in_period","value":"today"}"#, Kind::Lead),
+        SqlState::DatatypeMismatch,
+        "invalid rule at $.op: operator \"in_period\" does not apply to field \"country\", which is text (text)",
+        None,
+    );
+}
+
+#[test]
+fn between_ago_and_in_next() {
+    let c = compiled6(r#"{"field":"last_seen_at","op":"between_ago","value":["30 days","7 days"]}"#);
+    assert_eq!(
+        c.sql,
+        "(l.\"last_seen_at\" >= (pg_catalog.now() - '30 days'::interval) AND l.\"last_seen_at\" < (pg_catalog.now() - '7 days'::interval))"
+    );
+    assert!(c.time_dependent && c.boundaries.is_empty());
+    let c = compiled6(r#"{"field":"trial_ends","op":"in_next","value":" 7 days"}"#);
+    assert_eq!(
+        c.sql,
+        "(((l.\"attributes\" ->> 'trial_ends')::timestamp with time zone) >= pg_catalog.now() \
+         AND ((l.\"attributes\" ->> 'trial_ends')::timestamp with time zone) <= (pg_catalog.now() + '7 days'::interval))"
+    );
+    assert!(c.time_dependent);
+    assert_err(
+        err6(r#"{"field":"score","op":"in_next","value":"7 days"}"#, Kind::Lead),
+        SqlState::DatatypeMismatch,
+        "invalid rule at $.op: operator \"in_next\" does not apply to field \"score\", which is numeric (integer)",
+        None,
+    );
+    assert_eq!(
+        err6(r#"{"field":"attributes.x","op":"between_ago","value":["2 days","1 day"]}"#, Kind::Lead).code,
+        SqlState::DatatypeMismatch
+    );
+}
+
+#[test]
+fn event_aggregates() {
+    let rule = r#"{"event":{"type":"purchase","within":"90 days","sum":{"field":"amount","op":"gte","value":500}}}"#;
+    let c = compiled6(rule);
+    assert_eq!(
+        c.sql,
+        "((SELECT COALESCE(pg_catalog.sum(e_1.\"amount\"), 0) FROM \"app\".\"events\" AS e_1 WHERE e_1.\"lead_id\" = l.\"id\" \
+         AND e_1.\"type\" IN ('purchase'::text) AND e_1.\"occurred_at\" >= (pg_catalog.now() - '90 days'::interval)) >= '500'::numeric)"
+    );
+    assert!(c.time_dependent);
+    let reads: Vec<(Kind, &str)> = c.reads.iter().map(|(k, s)| (*k, s.as_str())).collect();
+    assert_eq!(
+        reads,
+        vec![
+            (Kind::Lead, "id"),
+            (Kind::Event, "amount"),
+            (Kind::Event, "lead_id"),
+            (Kind::Event, "occurred_at"),
+            (Kind::Event, "type")
+        ]
+    );
+    // the filter holds the row conditions only; the aggregated value is read too: not row-only
+    assert_eq!(
+        filters6(rule),
+        vec![(
+            "e_1".to_string(),
+            "e_1.\"type\" IN ('purchase'::text) AND e_1.\"occurred_at\" >= (pg_catalog.now() - '90 days'::interval)".to_string(),
+            false
+        )]
+    );
+    // avg / min / max over no events are NULL: not a member, and a member under not
+    let avg = r#"{"event":{"avg":{"field":"metadata.score","op":"gt","value":2.5}}}"#;
+    let avg_sql = "((SELECT pg_catalog.avg((CASE WHEN pg_catalog.jsonb_typeof((e_1.\"metadata\" -> 'score')) = 'number' \
+         THEN ((e_1.\"metadata\" -> 'score'))::numeric END)) FROM \"app\".\"events\" AS e_1 WHERE e_1.\"lead_id\" = l.\"id\") > '2.5'::numeric)";
+    assert_eq!(sql6(avg), avg_sql);
+    assert_eq!(sql6(&format!(r#"{{"not":{avg}}}"#)), format!("({avg_sql} IS NOT TRUE)"));
+    assert!(!compiled6(avg).time_dependent);
+    assert_eq!(
+        sql6(r#"{"event":{"min":{"field":"price","op":"lt","value":-1}}}"#),
+        "((SELECT pg_catalog.min(((e_1.\"metadata\" ->> 'price')::numeric)) FROM \"app\".\"events\" AS e_1 WHERE e_1.\"lead_id\" = l.\"id\") < '-1'::numeric)"
+    );
+    assert_eq!(
+        sql6(r#"{"event":{"type":["a","b"],"max":{"field":"amount","op":"eq","value":3}}}"#),
+        "((SELECT pg_catalog.max(e_1.\"amount\") FROM \"app\".\"events\" AS e_1 WHERE e_1.\"lead_id\" = l.\"id\" \
+         AND e_1.\"type\" IN ('a'::text, 'b'::text)) = '3'::numeric)"
+    );
+    assert_eq!(
+        sql6(r#"{"event":{"count_distinct":{"field":"metadata.url","op":"gte","value":3}}}"#),
+        "((SELECT pg_catalog.count(DISTINCT (e_1.\"metadata\" ->> 'url')) FROM \"app\".\"events\" AS e_1 WHERE e_1.\"lead_id\" = l.\"id\") >= 3)"
+    );
+    assert_eq!(
+        sql6(r#"{"event":{"count_distinct":{"field":"label","op":"lt","value":2},"where":{"field":"amount","op":"gt","value":0}}}"#),
+        "((SELECT pg_catalog.count(DISTINCT e_1.\"label\") FROM \"app\".\"events\" AS e_1 WHERE e_1.\"lead_id\" = l.\"id\" \
+         AND (e_1.\"amount\" > '0'::numeric)) < 2)"
+    );
+    assert_err(
+        err6(r#"{"event":{"sum":{"field":"label","op":"gt","value":1}}}"#, Kind::Lead),
+        SqlState::DatatypeMismatch,
+        "invalid rule at $.event.sum.field: \"sum\" needs a numeric field, and event field \"label\" is text (text)",
+        Some("aggregate a numeric column or mapped field, or a JSON path holding numbers; count_distinct takes any field"),
+    );
+    assert_eq!(
+        err6(r#"{"event":{"avg":{"field":"nope","op":"gt","value":1}}}"#, Kind::Lead).message,
+        "invalid rule at $.event.avg.field: unknown field \"nope\" for kind \"event\" (table app.events)"
+    );
+    assert_err(
+        err6(r#"{"event":{"sum":{"field":"amount","op":"gt","value":1}}}"#, Kind::Account),
+        SqlState::InvalidParameterValue,
+        "invalid rule at $: \"event\" conditions are only allowed in lead rules, not in account rules",
+        Some("in an account rule, count leads with events: {\"leads\":{\"where\":{\"event\":{…}}}}"),
+    );
+}
+
+#[test]
+fn first_within_and_stopped() {
+    let fw = r#"{"event":{"type":"signup","first_within":"7 days","where":{"field":"label","op":"eq","value":"x"}}}"#;
+    let c = compiled6(fw);
+    assert_eq!(
+        c.sql,
+        "((SELECT pg_catalog.min(e_1.\"occurred_at\") FROM \"app\".\"events\" AS e_1 WHERE e_1.\"lead_id\" = l.\"id\" \
+         AND e_1.\"type\" IN ('signup'::text) AND (e_1.\"label\" = 'x'::text)) >= (pg_catalog.now() - '7 days'::interval))"
+    );
+    assert!(c.time_dependent);
+    assert!(c.reads.contains(&(Kind::Event, "occurred_at".to_string())));
+    assert_eq!(
+        filters6(fw),
+        vec![("e_1".to_string(), "e_1.\"type\" IN ('signup'::text) AND (e_1.\"label\" = 'x'::text)".to_string(), false)]
+    );
+    let st = r#"{"event":{"type":"login","stopped":"30 days","min_before":3}}"#;
+    let c = compiled6(st);
+    assert_eq!(
+        c.sql,
+        "(((SELECT pg_catalog.count(*) FROM \"app\".\"events\" AS e_1 WHERE e_1.\"lead_id\" = l.\"id\" AND e_1.\"type\" IN ('login'::text) \
+         AND e_1.\"occurred_at\" < (pg_catalog.now() - '30 days'::interval)) >= 3) \
+         AND (NOT EXISTS (SELECT 1 FROM \"app\".\"events\" AS e_2 WHERE e_2.\"lead_id\" = l.\"id\" AND e_2.\"type\" IN ('login'::text) \
+         AND e_2.\"occurred_at\" >= (pg_catalog.now() - '30 days'::interval))))"
+    );
+    assert!(c.time_dependent);
+    // two set-membership subqueries, each filter with its own side of the window
+    assert_eq!(
+        filters6(st),
+        vec![
+            (
+                "e_1".to_string(),
+                "e_1.\"type\" IN ('login'::text) AND e_1.\"occurred_at\" < (pg_catalog.now() - '30 days'::interval)".to_string(),
+                true
+            ),
+            (
+                "e_2".to_string(),
+                "e_2.\"type\" IN ('login'::text) AND e_2.\"occurred_at\" >= (pg_catalog.now() - '30 days'::interval)".to_string(),
+                true
+            ),
+        ]
+    );
+    assert!(sql6(r#"{"event":{"type":"login","stopped":"30 days"}}"#).starts_with(
+        "(EXISTS (SELECT 1 FROM \"app\".\"events\" AS e_1 WHERE e_1.\"lead_id\" = l.\"id\" AND e_1.\"type\" IN ('login'::text) \
+         AND e_1.\"occurred_at\" < (pg_catalog.now() - '30 days'::interval)) AND (NOT EXISTS"
+    ));
+}
+
+#[test]
+fn sequence_compiles_to_nested_exists() {
+    let rule = r#"{"sequence":{"steps":[{"type":"pricing_view","where":{"field":"label","op":"eq","value":"x"}},{"type":"demo_request"}],"max_gap":"7 days","within":"30 days"}}"#;
+    let c = compiled6(rule);
+    assert_eq!(
+        c.sql,
+        "EXISTS (SELECT 1 FROM \"app\".\"events\" AS e_1 WHERE e_1.\"lead_id\" = l.\"id\" AND e_1.\"type\" IN ('pricing_view'::text) \
+         AND e_1.\"occurred_at\" >= (pg_catalog.now() - '30 days'::interval) AND (e_1.\"label\" = 'x'::text) \
+         AND EXISTS (SELECT 1 FROM \"app\".\"events\" AS e_2 WHERE e_2.\"lead_id\" = l.\"id\" AND e_2.\"type\" IN ('demo_request'::text) \
+         AND e_2.\"occurred_at\" >= (pg_catalog.now() - '30 days'::interval) AND e_2.\"occurred_at\" > e_1.\"occurred_at\" \
+         AND e_2.\"occurred_at\" <= (e_1.\"occurred_at\" + '7 days'::interval)))"
+    );
+    assert!(c.time_dependent);
+    // each step's filter is on its own row (no correlation to another step), and not row-only:
+    // the times are compared across steps
+    assert_eq!(
+        filters6(rule),
+        vec![
+            (
+                "e_1".to_string(),
+                "e_1.\"type\" IN ('pricing_view'::text) AND e_1.\"occurred_at\" >= (pg_catalog.now() - '30 days'::interval) AND (e_1.\"label\" = 'x'::text)".to_string(),
+                false
+            ),
+            (
+                "e_2".to_string(),
+                "e_2.\"type\" IN ('demo_request'::text) AND e_2.\"occurred_at\" >= (pg_catalog.now() - '30 days'::interval)".to_string(),
+                false
+            ),
+        ]
+    );
+    let reads: Vec<(Kind, &str)> = c.reads.iter().map(|(k, s)| (*k, s.as_str())).collect();
+    assert_eq!(
+        reads,
+        vec![(Kind::Lead, "id"), (Kind::Event, "label"), (Kind::Event, "lead_id"), (Kind::Event, "occurred_at"), (Kind::Event, "type")]
+    );
+    let c = compiled6(r#"{"sequence":{"steps":[{},{"type":"b"},{"where":{"field":"amount","op":"gt","value":1}}]}}"#);
+    assert_eq!(
+        c.sql,
+        "EXISTS (SELECT 1 FROM \"app\".\"events\" AS e_1 WHERE e_1.\"lead_id\" = l.\"id\" \
+         AND EXISTS (SELECT 1 FROM \"app\".\"events\" AS e_2 WHERE e_2.\"lead_id\" = l.\"id\" AND e_2.\"type\" IN ('b'::text) \
+         AND e_2.\"occurred_at\" > e_1.\"occurred_at\" \
+         AND EXISTS (SELECT 1 FROM \"app\".\"events\" AS e_3 WHERE e_3.\"lead_id\" = l.\"id\" AND (e_3.\"amount\" > '1'::numeric) \
+         AND e_3.\"occurred_at\" > e_2.\"occurred_at\")))"
+    );
+    assert!(!c.time_dependent);
+    assert_eq!(c.filters[0].sql, "true");
+    assert_err(
+        err6(r#"{"sequence":{"steps":[{},{}]}}"#, Kind::Account),
+        SqlState::InvalidParameterValue,
+        "invalid rule at $: \"sequence\" conditions are only allowed in lead rules, not in account rules",
+        Some("in an account rule, count leads with events: {\"leads\":{\"where\":{\"sequence\":{…}}}}"),
+    );
+    // through leads in an account rule
+    let acc = compile(
+        &Rule::parse_text(r#"{"leads":{"where":{"sequence":{"steps":[{"type":"a"},{"type":"b"}]}}}}"#).unwrap(),
+        Kind::Account,
+        &cat6(),
+    )
+    .unwrap();
+    assert!(acc.sql.contains("AS e_2 WHERE e_2.\"lead_id\" = l_1.\"id\""), "{}", acc.sql);
+    assert_eq!(
+        err6(r#"{"sequence":{"steps":[{"where":{"field":"nope","op":"is_set"}},{}]}}"#, Kind::Lead).message,
+        "invalid rule at $.sequence.steps[0].where.field: unknown field \"nope\" for kind \"event\" (table app.events)"
+    );
+}
+
+#[test]
+fn maintenance_sees_value_reads_as_not_row_only() {
+    use super::maintain::{capture_plan, SegmentPlan};
+    let cat = cat6();
+    let plan = |rule: &str| {
+        let c = compiled6(rule);
+        let s = SegmentPlan {
+            id: 1,
+            kind: Kind::Lead,
+            sql: c.sql.clone(),
+            reads: c.reads.clone(),
+            sibling_reads: BTreeSet::new(),
+            filters: c.filters.clone(),
+            building: false,
+        };
+        capture_plan(&cat, &s, &c.filters, Kind::Event).filters.is_some()
+    };
+    assert!(plan(r#"{"event":{"type":"login","stopped":"30 days"}}"#));
+    assert!(plan(r#"{"event":{"type":"login","within":"30 days"}}"#));
+    assert!(!plan(r#"{"event":{"sum":{"field":"amount","op":"gt","value":1}}}"#));
+    assert!(!plan(r#"{"event":{"type":"signup","first_within":"7 days"}}"#));
+    assert!(!plan(r#"{"sequence":{"steps":[{"type":"a"},{"type":"b"}]}}"#));
+}
+
+#[test]
+fn lint_explains_the_new_time_conditions() {
+    use crate::compile::analyze::lint;
+    let msgs = |rule: &str| -> Vec<String> {
+        lint(&Rule::parse_text(rule).unwrap()).into_iter().map(|f| format!("{} {}: {}", f.severity, f.path, f.message)).collect()
+    };
+    assert_eq!(
+        msgs(r#"{"field":"d","op":"in_period","value":"this_month","tz":"Europe/Paris"}"#),
+        vec!["info $: calendar period: \"this_month\" changes at the start of each month in its time zone \"Europe/Paris\"; a saved segment is refreshed at that boundary when kenbun.refresh_due() is scheduled"]
+    );
+    assert_eq!(
+        msgs(r#"{"field":"d","op":"in_period","value":"last_week"}"#),
+        vec!["info $: calendar period: \"last_week\" changes at the start of each week in its time zone (kenbun.timezone, else the session's TimeZone); a saved segment is refreshed at that boundary when kenbun.refresh_due() is scheduled"]
+    );
+    let window = "time window: membership changes as time passes; a saved segment is refreshed every refresh_every (default 1 hour) when kenbun.refresh_due() is scheduled";
+    for rule in [
+        r#"{"field":"d","op":"between_ago","value":["30 days","7 days"]}"#,
+        r#"{"field":"d","op":"in_next","value":"7 days"}"#,
+        r#"{"event":{"type":"a","first_within":"7 days"}}"#,
+        r#"{"event":{"type":"a","stopped":"7 days"}}"#,
+        r#"{"sequence":{"steps":[{},{}],"within":"7 days"}}"#,
+    ] {
+        assert_eq!(msgs(rule), vec![format!("info $: {window}")], "{rule}");
+    }
+    assert_eq!(
+        msgs(r#"{"not":{"event":{"avg":{"field":"amount","op":"gt","value":1}}}}"#),
+        vec!["info $.not: \"avg\" of no events has no value: a lead with no matching event is not a member (and is one under this \"not\")"]
+    );
+    use crate::compile::analyze::{describe, json_paths};
+    let r = Rule::parse_text(r#"{"field":"d","op":"in_period","value":"today","tz":"Asia/Tokyo"}"#).unwrap();
+    assert_eq!(describe(&r), "d in_period \"today\" (time zone \"Asia/Tokyo\")");
+    // index advice sees the JSON paths a sequence step filters on and an aggregate reads
+    let r = Rule::parse_text(
+        r#"{"all":[{"event":{"sum":{"field":"metadata.n","op":"gt","value":1}}},{"sequence":{"steps":[{},{"where":{"field":"metadata.url","op":"eq","value":"/"}}]}}]}"#,
+    )
+    .unwrap();
+    let paths: Vec<(Kind, String, Vec<String>, String)> = json_paths(&r, Kind::Lead, &cat6());
+    assert_eq!(
+        paths,
+        vec![
+            (Kind::Event, "metadata".to_string(), vec!["n".to_string()], "$.all[0].event.sum".to_string()),
+            (Kind::Event, "metadata".to_string(), vec!["url".to_string()], "$.all[1].sequence.steps[1].where".to_string()),
+        ]
+    );
+    assert_eq!(
+        msgs(r#"{"sequence":{"steps":[{},{"where":{"field":"u","op":"in","value":["a"]}}]}}"#),
+        vec!["info $.sequence.steps[1].where: a list of one value: \"eq\" says the same"]
+    );
 }

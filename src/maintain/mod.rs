@@ -166,14 +166,17 @@ fn _compile_saved(
     overrides: default!(bool, false),
 ) -> JsonB {
     let kind = kind_of(kind);
-    let parsed = rule.as_ref().map(|r| Rule::parse_text(r.text()).unwrap_or_else(|e| raise(e)));
+    let mut parsed = rule.as_ref().map(|r| Rule::parse_text(r.text()).unwrap_or_else(|e| raise(e)));
     let mut cat = load_catalog();
+    // calendar conditions keep the time zone in effect now (the stored rule says which)
+    let tz = cat.timezone.clone().unwrap_or_else(|| "UTC".into());
+    let filled = parsed.as_mut().is_some_and(|p| p.fill_time_zone(&tz));
     cat.segments.retain(|s| Some(s.id) != id && s.name != name);
     let me = compile::catalog::SegmentDef {
         id: id.unwrap_or(0),
         name: name.to_string(),
         kind: kind.name().to_string(),
-        rule: rule.as_ref().map(|r| serde_json::from_str(r.text()).unwrap_or_default()).unwrap_or_default(),
+        rule: parsed.as_ref().map(Rule::to_json).unwrap_or_default(),
         is_static: seg_type == "static",
         overrides,
     };
@@ -194,6 +197,8 @@ fn _compile_saved(
             .collect::<Vec<_>>(),
         "refs": refs,
         "fill": fill.map(|f| f.public_sql()),
+        "boundaries": c.boundaries.iter().map(|(u, z)| json!([u, z])).collect::<Vec<_>>(),
+        "rule": if filled { parsed.as_ref().map(Rule::to_json) } else { None },
     }))
 }
 

@@ -2,7 +2,7 @@
 //! the canonical JSON form. No pgrx here: `cargo test` runs all of it without a database.
 mod values;
 
-pub use values::{is_iso_datetime, parse_interval};
+pub use values::{interval_fields, is_iso_datetime, parse_interval};
 
 use crate::error::{did_you_mean, KenbunError, Result, SqlState};
 use serde_json::{json, Map, Value};
@@ -34,6 +34,24 @@ pub enum Op {
     After,
     WithinLast,
     NotWithinLast,
+    /// `has_any` / `has_all` / `has_none` (value: a non-empty array of strings): a `text[]` or
+    /// `character varying[]` field has at least one / every / none of the values as an element; a
+    /// jsonb field or an untyped JSON path is a JSON array with at least one / every / none of them
+    /// as a string element. A NULL field, a JSON value that is not an array: not a member of
+    /// has_any or has_all, a member of has_none (the exact complement of has_any); an empty array
+    /// is a member of has_none only.
+    HasAny,
+    HasAll,
+    HasNone,
+    /// `in_period` (value: one of [`PERIODS`], optional `"tz"`): a date/time field falls in the
+    /// calendar period, computed in the condition's time zone, else the catalog's (kenbun.timezone,
+    /// else the session's), else UTC. From the period's start (inclusive) to the next period's start
+    /// (exclusive); weeks start on Monday, quarters in January, April, July and October.
+    InPeriod,
+    /// `between_ago` (value: `[older, newer]` intervals): `now() - older <= field < now() - newer`.
+    BetweenAgo,
+    /// `in_next` (value: an interval): `now() <= field <= now() + interval`.
+    InNext,
 }
 
 pub const ALL_OPS: &[Op] = &[
@@ -57,7 +75,33 @@ pub const ALL_OPS: &[Op] = &[
     Op::After,
     Op::WithinLast,
     Op::NotWithinLast,
+    Op::HasAny,
+    Op::HasAll,
+    Op::HasNone,
+    Op::InPeriod,
+    Op::BetweenAgo,
+    Op::InNext,
 ];
+
+/// The calendar periods of `in_period`: (name, date_trunc unit, offset of the period in units).
+/// A period runs from the start of its unit (weeks start on Monday) to the start of the next one.
+pub const PERIODS: &[(&str, &str, i32)] = &[
+    ("today", "day", 0),
+    ("yesterday", "day", -1),
+    ("this_week", "week", 0),
+    ("last_week", "week", -1),
+    ("this_month", "month", 0),
+    ("last_month", "month", -1),
+    ("this_quarter", "quarter", 0),
+    ("last_quarter", "quarter", -1),
+    ("this_year", "year", 0),
+    ("last_year", "year", -1),
+];
+
+/// The calendar period named `name`: (date_trunc unit, offset in units).
+pub fn period(name: &str) -> Option<(&'static str, i32)> {
+    PERIODS.iter().find(|p| p.0 == name).map(|p| (p.1, p.2))
+}
 
 impl Op {
     pub fn name(self) -> &'static str {
@@ -82,6 +126,12 @@ impl Op {
             Op::After => "after",
             Op::WithinLast => "within_last",
             Op::NotWithinLast => "not_within_last",
+            Op::HasAny => "has_any",
+            Op::HasAll => "has_all",
+            Op::HasNone => "has_none",
+            Op::InPeriod => "in_period",
+            Op::BetweenAgo => "between_ago",
+            Op::InNext => "in_next",
         }
     }
     pub fn from_name(s: &str) -> Option<Op> {
@@ -95,12 +145,20 @@ impl Op {
             Op::NotContains => Some(Op::Contains),
             Op::IsNotSet => Some(Op::IsSet),
             Op::NotWithinLast => Some(Op::WithinLast),
+            Op::HasNone => Some(Op::HasAny),
             _ => None,
         }
     }
     /// Operators whose result changes as time passes with no write.
     pub fn is_time_window(self) -> bool {
-        matches!(self, Op::WithinLast | Op::NotWithinLast)
+        matches!(
+            self,
+            Op::WithinLast | Op::NotWithinLast | Op::InPeriod | Op::BetweenAgo | Op::InNext
+        )
+    }
+    /// Operators that take the optional `"tz"` key (calendar operators).
+    pub fn is_calendar(self) -> bool {
+        self == Op::InPeriod
     }
 }
 
@@ -188,6 +246,8 @@ pub struct FieldCond {
     pub op: Op,
     /// None for is_set / is_not_set.
     pub value: Option<Value>,
+    /// The time zone of a calendar operator (`in_period`), when the condition names one.
+    pub tz: Option<String>,
     /// JSON path of this condition in the document, for error messages.
     pub path: String,
 }
@@ -234,6 +294,47 @@ pub struct LevelCond {
     pub path: String,
 }
 
+/// An aggregate over the matching events of a lead (`"sum"`, `"avg"`, `"min"`, `"max"`,
+/// `"count_distinct"` in an event condition).
+///
+/// Over no matching events `sum` and `count_distinct` are 0; `avg`, `min` and `max` have no value,
+/// so the condition is false (and true under `not`). Values that are NULL (and, for a JSON path
+/// read as a number, values that are not JSON numbers) are ignored. `count_distinct` counts the
+/// distinct non-NULL values of the field (a JSON path by its text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggFunc {
+    Sum,
+    Avg,
+    Min,
+    Max,
+    CountDistinct,
+}
+
+pub const AGG_FUNCS: &[AggFunc] = &[AggFunc::Sum, AggFunc::Avg, AggFunc::Min, AggFunc::Max, AggFunc::CountDistinct];
+
+impl AggFunc {
+    /// The key of the event condition.
+    pub fn name(self) -> &'static str {
+        match self {
+            AggFunc::Sum => "sum",
+            AggFunc::Avg => "avg",
+            AggFunc::Min => "min",
+            AggFunc::Max => "max",
+            AggFunc::CountDistinct => "count_distinct",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregate {
+    pub func: AggFunc,
+    /// An event field: a column, a mapped field or a dotted path into the metadata.
+    pub field: String,
+    pub op: CountOp,
+    /// Any number; a non-negative integer for count_distinct.
+    pub value: serde_json::Number,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventCond {
     /// Empty: any type.
@@ -243,8 +344,40 @@ pub struct EventCond {
     pub within: Option<String>,
     pub count: Count,
     pub count_given: bool,
+    /// An aggregate compared instead of the count.
+    pub agg: Option<Aggregate>,
+    /// `first_within`: the lead's first matching event (of all time, by the time column) happened
+    /// at or after `now() - interval`. A lead with no matching event is not a member.
+    pub first_within: Option<String>,
+    /// `stopped`: at least `min_before` matching events before `now() - interval` (exclusive) and
+    /// none at or after it. Events whose time is NULL count on neither side.
+    pub stopped: Option<String>,
+    /// With `stopped` (default 1).
+    pub min_before: i64,
     pub path: String,
 }
+
+/// One step of a sequence: an event of one of `types` (any if empty) that matches `filter`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeqStep {
+    pub types: Vec<String>,
+    pub types_is_array: bool,
+    pub filter: Option<Box<Rule>>,
+}
+
+/// `{"sequence":{"steps":[…],"max_gap":…,"within":…}}`: the lead has events e1..en, one per step,
+/// each strictly later than the one before and, with `max_gap`, at most `max_gap` after it; with
+/// `within`, every one of them within the window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SequenceCond {
+    pub steps: Vec<SeqStep>,
+    pub max_gap: Option<String>,
+    pub within: Option<String>,
+    pub path: String,
+}
+
+/// Most steps of a sequence.
+pub const MAX_SEQUENCE_STEPS: usize = 5;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeadsCond {
@@ -264,6 +397,7 @@ pub enum Rule {
     Account(Box<Rule>, String),
     Event(EventCond),
     Leads(LeadsCond),
+    Sequence(SequenceCond),
     Segment(String, String),
 }
 
@@ -283,8 +417,39 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 const RULE_KEYS: &[&str] = &[
-    "all", "any", "not", "field", "level", "account", "event", "leads", "segment",
+    "all", "any", "not", "field", "level", "account", "event", "leads", "sequence", "segment",
 ];
+
+/// The keys of an event condition.
+const EVENT_KEYS: &[&str] = &[
+    "type", "where", "within", "count", "sum", "avg", "min", "max", "count_distinct", "first_within", "stopped",
+    "min_before",
+];
+
+/// Keys of an event condition that exclude each other: (key, the keys it cannot be combined with).
+const EVENT_EXCLUSIVE: &[(&str, &[&str])] = &[
+    ("sum", &["avg", "min", "max", "count_distinct"]),
+    ("avg", &["min", "max", "count_distinct"]),
+    ("min", &["max", "count_distinct"]),
+    ("max", &["count_distinct"]),
+    ("count", &["sum", "avg", "min", "max", "count_distinct"]),
+    ("first_within", &["within", "count", "sum", "avg", "min", "max", "count_distinct", "stopped"]),
+    ("stopped", &["within", "count", "sum", "avg", "min", "max", "count_distinct"]),
+];
+
+const INTERVAL_HINT: &str = "write an interval such as \"30 days\", \"12 hours\" or \"2 weeks\"";
+
+/// The interval string at `vpath` (trimmed), or the error every interval of the language gives.
+fn interval_at(v: &Value, vpath: &str) -> Result<String> {
+    let s = v.as_str().ok_or_else(|| {
+        invalid(
+            vpath,
+            format!("expected an interval such as \"30 days\", found {}", type_name(v)),
+        )
+    })?;
+    parse_interval(s).map_err(|m| KenbunError::at(SqlState::InvalidDatetimeFormat, vpath, m).hint(INTERVAL_HINT))?;
+    Ok(s.trim().to_string())
+}
 
 struct Parser {
     nodes: usize,
@@ -333,6 +498,9 @@ impl Rule {
                 if let Some(v) = &f.value {
                     m.insert("value".into(), v.clone());
                 }
+                if let Some(tz) = &f.tz {
+                    m.insert("tz".into(), json!(tz));
+                }
                 Value::Object(m)
             }
             Rule::Level(l) => {
@@ -345,22 +513,45 @@ impl Rule {
             }
             Rule::Account(r, _) => json!({ "account": r.to_json() }),
             Rule::Event(e) => {
-                let mut m = Map::new();
-                if e.types_is_array {
-                    m.insert("type".into(), json!(e.types));
-                } else if let Some(t) = e.types.first() {
-                    m.insert("type".into(), json!(t));
-                }
-                if let Some(f) = &e.filter {
-                    m.insert("where".into(), f.to_json());
-                }
+                let mut m = types_and_where_json(&e.types, e.types_is_array, e.filter.as_deref());
                 if let Some(w) = &e.within {
                     m.insert("within".into(), json!(w));
                 }
                 if e.count_given {
                     m.insert("count".into(), json!({"op": e.count.op.name(), "value": e.count.value}));
                 }
+                if let Some(a) = &e.agg {
+                    m.insert(
+                        a.func.name().into(),
+                        json!({"field": a.field, "op": a.op.name(), "value": a.value}),
+                    );
+                }
+                if let Some(w) = &e.first_within {
+                    m.insert("first_within".into(), json!(w));
+                }
+                if let Some(w) = &e.stopped {
+                    m.insert("stopped".into(), json!(w));
+                    if e.min_before != 1 {
+                        m.insert("min_before".into(), json!(e.min_before));
+                    }
+                }
                 json!({ "event": Value::Object(m) })
+            }
+            Rule::Sequence(q) => {
+                let steps: Vec<Value> = q
+                    .steps
+                    .iter()
+                    .map(|s| Value::Object(types_and_where_json(&s.types, s.types_is_array, s.filter.as_deref())))
+                    .collect();
+                let mut m = Map::new();
+                m.insert("steps".into(), Value::Array(steps));
+                if let Some(g) = &q.max_gap {
+                    m.insert("max_gap".into(), json!(g));
+                }
+                if let Some(w) = &q.within {
+                    m.insert("within".into(), json!(w));
+                }
+                json!({ "sequence": Value::Object(m) })
             }
             Rule::Leads(l) => {
                 let mut m = Map::new();
@@ -391,6 +582,35 @@ impl Rule {
         out
     }
 
+    /// Gives every calendar condition (`in_period`) that names no time zone the zone `tz`: a saved
+    /// segment keeps the zone in effect when it was saved, whatever the session that later writes.
+    /// Returns whether anything changed.
+    pub fn fill_time_zone(&mut self, tz: &str) -> bool {
+        let mut changed = false;
+        self.walk_mut(&mut |r| {
+            if let Rule::Field(f) = r {
+                if f.op.is_calendar() && f.tz.is_none() {
+                    f.tz = Some(tz.to_string());
+                    changed = true;
+                }
+            }
+        });
+        changed
+    }
+
+    /// `walk`, with each node mutable.
+    pub fn walk_mut(&mut self, f: &mut dyn FnMut(&mut Rule)) {
+        f(self);
+        match self {
+            Rule::All(v) | Rule::Any(v) => v.iter_mut().for_each(|r| r.walk_mut(f)),
+            Rule::Not(r) | Rule::Account(r, _) => r.walk_mut(f),
+            Rule::Event(e) => e.filter.iter_mut().for_each(|r| r.walk_mut(f)),
+            Rule::Leads(l) => l.filter.iter_mut().for_each(|r| r.walk_mut(f)),
+            Rule::Sequence(q) => q.steps.iter_mut().for_each(|s| s.filter.iter_mut().for_each(|r| r.walk_mut(f))),
+            Rule::Field(_) | Rule::Level(_) | Rule::Segment(..) => {}
+        }
+    }
+
     /// Visits this node and every nested rule (including account, event and leads sub-rules).
     pub fn walk(&self, f: &mut dyn FnMut(&Rule)) {
         f(self);
@@ -407,6 +627,7 @@ impl Rule {
                     r.walk(f)
                 }
             }
+            Rule::Sequence(q) => q.steps.iter().filter_map(|s| s.filter.as_deref()).for_each(|r| r.walk(f)),
             Rule::Field(_) | Rule::Level(_) | Rule::Segment(..) => {}
         }
     }
@@ -452,7 +673,7 @@ impl Parser {
                     e = e.hint(h);
                 } else {
                     e = e.hint(
-                        "a rule object has one of the keys all, any, not, field, level, account, event, leads, segment",
+                        "a rule object has one of the keys all, any, not, field, level, account, event, leads, sequence, segment",
                     );
                 }
                 return Err(e);
@@ -465,7 +686,7 @@ impl Parser {
             }
         };
         let allowed: &[&str] = match kind {
-            "field" => &["field", "op", "value"],
+            "field" => &["field", "op", "value", "tz"],
             "level" => &["level", "op", "value"],
             other => std::slice::from_ref(RULE_KEYS.iter().find(|k| **k == other).unwrap()),
         };
@@ -507,6 +728,7 @@ impl Parser {
             "level" => self.level(obj, path),
             "event" => self.event(&obj["event"], &sub("event"), path, depth),
             "leads" => self.leads(&obj["leads"], &sub("leads"), path, depth),
+            "sequence" => self.sequence(&obj["sequence"], &sub("sequence"), path, depth),
             _ => unreachable!(),
         }
     }
@@ -544,10 +766,28 @@ impl Parser {
         let vpath = format!("{path}.value");
         let value = obj.get("value");
         check_value_shape(op, value, &vpath, path)?;
+        let tz = match obj.get("tz") {
+            None => None,
+            Some(_) if !op.is_calendar() => {
+                return Err(invalid(
+                    &format!("{path}.tz"),
+                    format!("operator \"{}\" takes no time zone", op.name()),
+                )
+                .hint("\"tz\" is only allowed with the calendar operator \"in_period\""))
+            }
+            Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 100 => Some(s.trim().to_string()),
+            Some(other) => {
+                return Err(invalid(
+                    &format!("{path}.tz"),
+                    format!("expected a time zone name such as \"Europe/Paris\", found {}", describe_tz(other)),
+                ))
+            }
+        };
         Ok(Rule::Field(FieldCond {
             field,
             op,
             value: value.cloned(),
+            tz,
             path: path.to_string(),
         }))
     }
@@ -624,92 +864,99 @@ impl Parser {
             )
         })?;
         check_keys(obj, &["op", "value"], path)?;
-        let op = match obj.get("op") {
-            Some(Value::String(s)) => CountOp::from_name(s).ok_or_else(|| {
-                invalid(&format!("{path}.op"), format!("unknown count operator \"{s}\""))
-                    .hint("count operators are eq neq gt gte lt lte")
-            })?,
-            Some(other) => {
-                return Err(invalid(
-                    &format!("{path}.op"),
-                    format!("expected an operator name, found {}", type_name(other)),
-                ))
-            }
-            None => return Err(invalid(path, "missing key \"op\"")),
-        };
-        let value = match obj.get("value") {
-            Some(Value::Number(n)) => n.as_i64().filter(|v| *v >= 0).ok_or_else(|| {
-                invalid(
-                    &format!("{path}.value"),
-                    format!("expected a non-negative integer, found {n}"),
-                )
-            })?,
-            Some(other) => {
-                return Err(invalid(
-                    &format!("{path}.value"),
-                    format!("expected a non-negative integer, found {}", type_name(other)),
-                ))
-            }
-            None => return Err(invalid(path, "missing key \"value\"")),
-        };
+        let op = count_op(obj, path)?;
+        let value = non_negative_integer(obj.get("value"), path)?;
         Ok(Count { op, value })
+    }
+
+    /// `{"field": …, "op": …, "value": …}` of an aggregate.
+    fn aggregate(&self, func: AggFunc, v: &Value, path: &str) -> Result<Aggregate> {
+        let obj = v.as_object().ok_or_else(|| {
+            invalid(
+                path,
+                format!(
+                    "expected {{\"field\":…,\"op\":…,\"value\":…}}, found {}",
+                    type_name(v)
+                ),
+            )
+            .hint(format!(
+                "write {{\"{}\":{{\"field\":\"amount\",\"op\":\"gte\",\"value\":500}}}}",
+                func.name()
+            ))
+        })?;
+        check_keys(obj, &["field", "op", "value"], path)?;
+        let field = match obj.get("field") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(other) => {
+                return Err(invalid(
+                    &format!("{path}.field"),
+                    format!("expected an event field name, found {}", type_name(other)),
+                ))
+            }
+            None => return Err(invalid(path, "missing key \"field\"")),
+        };
+        let op = count_op(obj, path)?;
+        let value = if func == AggFunc::CountDistinct {
+            non_negative_integer(obj.get("value"), path)?.into()
+        } else {
+            match obj.get("value") {
+                Some(Value::Number(n)) => n.clone(),
+                Some(other) => {
+                    return Err(invalid(
+                        &format!("{path}.value"),
+                        format!("expected a number, found {}", type_name(other)),
+                    )
+                    .hint("write the value as a JSON number, without quotes"))
+                }
+                None => return Err(invalid(path, "missing key \"value\"")),
+            }
+        };
+        Ok(Aggregate { func, field, op, value })
     }
 
     fn event(&mut self, v: &Value, path: &str, rule_path: &str, depth: usize) -> Result<Rule> {
         let obj = v
             .as_object()
             .ok_or_else(|| invalid(path, format!("expected an event object, found {}", type_name(v))))?;
-        check_keys(obj, &["type", "where", "within", "count"], path)?;
-        let (types, types_is_array) = match obj.get("type") {
-            None => (vec![], false),
-            Some(Value::String(s)) => (vec![s.clone()], false),
-            Some(Value::Array(a)) => {
-                if a.is_empty() {
-                    return Err(invalid(&format!("{path}.type"), "the list of event types is empty"));
-                }
-                let t = a
-                    .iter()
-                    .enumerate()
-                    .map(|(i, t)| match t {
-                        Value::String(s) => Ok(s.clone()),
-                        other => Err(invalid(
-                            &format!("{path}.type[{i}]"),
-                            format!("expected an event type, found {}", type_name(other)),
-                        )),
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                (t, true)
+        check_keys(obj, EVENT_KEYS, path)?;
+        for (a, others) in EVENT_EXCLUSIVE {
+            if let Some(b) = others.iter().find(|b| obj.contains_key(*a) && obj.contains_key(**b)) {
+                return Err(invalid(path, format!("an event condition cannot have both \"{a}\" and \"{b}\""))
+                    .hint("combine separate event conditions with {\"all\":[…]}"));
             }
-            Some(other) => {
-                return Err(invalid(
-                    &format!("{path}.type"),
-                    format!("expected a string or an array of strings, found {}", type_name(other)),
-                ))
-            }
-        };
-        let filter = match obj.get("where") {
-            Some(w) => Some(Box::new(self.rule(w, &format!("{path}.where"), depth + 1)?)),
-            None => None,
-        };
-        let within = match obj.get("within") {
-            None => None,
-            Some(Value::String(s)) => {
-                parse_interval(s).map_err(|m| {
-                    KenbunError::at(SqlState::InvalidDatetimeFormat, &format!("{path}.within"), m)
-                        .hint("write an interval such as \"30 days\", \"12 hours\" or \"2 weeks\"")
-                })?;
-                Some(s.trim().to_string())
-            }
-            Some(other) => {
-                return Err(invalid(
-                    &format!("{path}.within"),
-                    format!("expected an interval such as \"30 days\", found {}", type_name(other)),
-                ))
-            }
-        };
+        }
+        if obj.contains_key("min_before") && !obj.contains_key("stopped") {
+            return Err(invalid(
+                &format!("{path}.min_before"),
+                "\"min_before\" is only allowed with \"stopped\"",
+            )
+            .hint("write {\"type\":\"login\",\"stopped\":\"30 days\",\"min_before\":3}"));
+        }
+        let (types, types_is_array) = event_types(obj, path)?;
+        let filter = self.event_where(obj, path, depth)?;
+        let interval = |k: &str| obj.get(k).map(|v| interval_at(v, &format!("{path}.{k}"))).transpose();
+        let within = interval("within")?;
+        let first_within = interval("first_within")?;
+        let stopped = interval("stopped")?;
         let (count, count_given) = match obj.get("count") {
             Some(c) => (self.count(c, &format!("{path}.count"))?, true),
             None => (Count::default(), false),
+        };
+        let agg = match AGG_FUNCS.iter().find(|f| obj.contains_key(f.name())) {
+            Some(f) => Some(self.aggregate(*f, &obj[f.name()], &format!("{path}.{}", f.name()))?),
+            None => None,
+        };
+        let min_before = match obj.get("min_before") {
+            None => 1,
+            Some(v) => match v.as_i64().filter(|n| *n >= 1) {
+                Some(n) => n,
+                None => {
+                    return Err(invalid(
+                        &format!("{path}.min_before"),
+                        format!("expected a positive integer, found {v}"),
+                    ))
+                }
+            },
         };
         Ok(Rule::Event(EventCond {
             types,
@@ -718,6 +965,67 @@ impl Parser {
             within,
             count,
             count_given,
+            agg,
+            first_within,
+            stopped,
+            min_before,
+            path: rule_path.to_string(),
+        }))
+    }
+
+    /// The `where` of an event condition or a sequence step: a rule over the event.
+    fn event_where(&mut self, obj: &Map<String, Value>, path: &str, depth: usize) -> Result<Option<Box<Rule>>> {
+        Ok(match obj.get("where") {
+            Some(w) => Some(Box::new(self.rule(w, &format!("{path}.where"), depth + 1)?)),
+            None => None,
+        })
+    }
+
+    fn sequence(&mut self, v: &Value, path: &str, rule_path: &str, depth: usize) -> Result<Rule> {
+        let obj = v.as_object().ok_or_else(|| {
+            invalid(path, format!("expected a sequence object, found {}", type_name(v))).hint(
+                "write {\"steps\":[{\"type\":\"pricing_view\"},{\"type\":\"demo_request\"}],\"within\":\"30 days\"}",
+            )
+        })?;
+        check_keys(obj, &["steps", "max_gap", "within"], path)?;
+        let spath = format!("{path}.steps");
+        let steps = match obj.get("steps") {
+            Some(Value::Array(a)) if (2..=MAX_SEQUENCE_STEPS).contains(&a.len()) => a,
+            Some(Value::Array(a)) => {
+                return Err(invalid(
+                    &spath,
+                    format!("a sequence has 2 to {MAX_SEQUENCE_STEPS} steps, found {}", a.len()),
+                )
+                .hint("for a single event use {\"event\":{…}}"))
+            }
+            Some(other) => {
+                return Err(invalid(
+                    &spath,
+                    format!("expected an array of steps, found {}", type_name(other)),
+                ))
+            }
+            None => return Err(invalid(path, "missing key \"steps\"")),
+        };
+        let steps = steps
+            .iter()
+            .enumerate()
+            .map(|(i, st)| {
+                let p = format!("{spath}[{i}]");
+                let o = st.as_object().ok_or_else(|| {
+                    invalid(&p, format!("expected a step object, found {}", type_name(st)))
+                        .hint("a step is {\"type\":…, \"where\":…}, both optional")
+                })?;
+                check_keys(o, &["type", "where"], &p)?;
+                let (types, types_is_array) = event_types(o, &p)?;
+                let filter = self.event_where(o, &p, depth)?;
+                Ok(SeqStep { types, types_is_array, filter })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let interval = |k: &str| obj.get(k).map(|v| interval_at(v, &format!("{path}.{k}"))).transpose();
+        Ok(Rule::Sequence(SequenceCond {
+            steps,
+            max_gap: interval("max_gap")?,
+            within: interval("within")?,
             path: rule_path.to_string(),
         }))
     }
@@ -756,6 +1064,91 @@ fn check_keys(obj: &Map<String, Value>, allowed: &[&str], path: &str) -> Result<
         }
     }
     Ok(())
+}
+
+/// The operator of a count or an aggregate (`op`).
+fn count_op(obj: &Map<String, Value>, path: &str) -> Result<CountOp> {
+    match obj.get("op") {
+        Some(Value::String(s)) => CountOp::from_name(s).ok_or_else(|| {
+            invalid(&format!("{path}.op"), format!("unknown count operator \"{s}\""))
+                .hint("count operators are eq neq gt gte lt lte")
+        }),
+        Some(other) => Err(invalid(
+            &format!("{path}.op"),
+            format!("expected an operator name, found {}", type_name(other)),
+        )),
+        None => Err(invalid(path, "missing key \"op\"")),
+    }
+}
+
+/// The `value` of a count or a count_distinct.
+fn non_negative_integer(v: Option<&Value>, path: &str) -> Result<i64> {
+    match v {
+        Some(Value::Number(n)) => n.as_i64().filter(|v| *v >= 0).ok_or_else(|| {
+            invalid(
+                &format!("{path}.value"),
+                format!("expected a non-negative integer, found {n}"),
+            )
+        }),
+        Some(other) => Err(invalid(
+            &format!("{path}.value"),
+            format!("expected a non-negative integer, found {}", type_name(other)),
+        )),
+        None => Err(invalid(path, "missing key \"value\"")),
+    }
+}
+
+/// The `type` of an event condition or a sequence step: (types, given as an array).
+fn event_types(obj: &Map<String, Value>, path: &str) -> Result<(Vec<String>, bool)> {
+    Ok(match obj.get("type") {
+        None => (vec![], false),
+        Some(Value::String(s)) => (vec![s.clone()], false),
+        Some(Value::Array(a)) => {
+            if a.is_empty() {
+                return Err(invalid(&format!("{path}.type"), "the list of event types is empty"));
+            }
+            let t = a
+                .iter()
+                .enumerate()
+                .map(|(i, t)| match t {
+                    Value::String(s) => Ok(s.clone()),
+                    other => Err(invalid(
+                        &format!("{path}.type[{i}]"),
+                        format!("expected an event type, found {}", type_name(other)),
+                    )),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            (t, true)
+        }
+        Some(other) => {
+            return Err(invalid(
+                &format!("{path}.type"),
+                format!("expected a string or an array of strings, found {}", type_name(other)),
+            ))
+        }
+    })
+}
+
+/// The canonical `type` and `where` of an event condition or a sequence step.
+fn types_and_where_json(types: &[String], is_array: bool, filter: Option<&Rule>) -> Map<String, Value> {
+    let mut m = Map::new();
+    if is_array {
+        m.insert("type".into(), json!(types));
+    } else if let Some(t) = types.first() {
+        m.insert("type".into(), json!(t));
+    }
+    if let Some(f) = filter {
+        m.insert("where".into(), f.to_json());
+    }
+    m
+}
+
+fn describe_tz(v: &Value) -> String {
+    match v {
+        Value::String(s) if s.trim().is_empty() => "an empty string".into(),
+        Value::String(_) => "a string longer than 100 bytes".into(),
+        other => type_name(other).into(),
+    }
 }
 
 fn has_nul(v: &Value) -> bool {
@@ -827,18 +1220,72 @@ fn check_value_shape(op: Op, value: Option<&Value>, vpath: &str, path: &str) -> 
                 }
             }
         }
-        Op::WithinLast | Op::NotWithinLast => {
-            let v = value.ok_or_else(|| need("an interval such as \"30 days\""))?;
+        Op::WithinLast | Op::NotWithinLast | Op::InNext => {
+            interval_at(value.ok_or_else(|| need("an interval such as \"30 days\""))?, vpath)?;
+        }
+        Op::BetweenAgo => {
+            let v = value.ok_or_else(|| need("[older, newer] such as [\"30 days\", \"7 days\"]"))?;
+            let a = match v {
+                Value::Array(a) if a.len() == 2 => a,
+                _ => {
+                    return Err(invalid(
+                        vpath,
+                        format!("\"between_ago\" takes [older, newer], found {}", describe(v)),
+                    )
+                    .hint("write [\"30 days\", \"7 days\"]: from 30 days ago to 7 days ago"))
+                }
+            };
+            let older = interval_at(&a[0], &format!("{vpath}[0]"))?;
+            let newer = interval_at(&a[1], &format!("{vpath}[1]"))?;
+            if let (Some(o), Some(n)) = (interval_fields(&older), interval_fields(&newer)) {
+                if o.iter().zip(&n).all(|(o, n)| o <= n) {
+                    return Err(invalid(
+                        vpath,
+                        format!("\"between_ago\" runs from \"{older}\" ago to \"{newer}\" ago: the first must be longer than the second"),
+                    )
+                    .hint("write the older bound first: [\"30 days\", \"7 days\"]"));
+                }
+            }
+        }
+        Op::InPeriod => {
+            let names = || PERIODS.iter().map(|p| p.0);
+            let v = value.ok_or_else(|| need("a period such as \"this_month\""))?;
             let s = v.as_str().ok_or_else(|| {
                 invalid(
                     vpath,
-                    format!("expected an interval such as \"30 days\", found {}", type_name(v)),
+                    format!("expected a period such as \"this_month\", found {}", type_name(v)),
                 )
             })?;
-            parse_interval(s).map_err(|m| {
-                KenbunError::at(SqlState::InvalidDatetimeFormat, vpath, m)
-                    .hint("write an interval such as \"30 days\", \"12 hours\" or \"2 weeks\"")
-            })?;
+            if period(s).is_none() {
+                let e = invalid(vpath, format!("unknown period \"{s}\""));
+                return Err(match did_you_mean(s, names()) {
+                    Some(h) => e.hint(h),
+                    None => e.hint(format!("periods are {}", names().collect::<Vec<_>>().join(" "))),
+                });
+            }
+        }
+        Op::HasAny | Op::HasAll | Op::HasNone => {
+            let v = value.ok_or_else(|| need("a non-empty array of strings"))?;
+            match v {
+                Value::Array(a) if a.is_empty() => {
+                    return Err(invalid(vpath, format!("the list of \"{}\" is empty", op.name())))
+                }
+                Value::Array(a) => {
+                    if let Some((i, x)) = a.iter().enumerate().find(|(_, x)| !x.is_string()) {
+                        return Err(invalid(
+                            &format!("{vpath}[{i}]"),
+                            format!("expected a string, found {}", type_name(x)),
+                        ));
+                    }
+                }
+                other => {
+                    return Err(invalid(
+                        vpath,
+                        format!("\"{}\" takes an array of strings, found {}", op.name(), type_name(other)),
+                    )
+                    .hint(format!("write {{\"op\":\"{}\",\"value\":[\"a\",\"b\"]}}", op.name())))
+                }
+            }
         }
         Op::Before | Op::After => {
             let v = value.ok_or_else(|| need("an ISO date or timestamp"))?;

@@ -40,6 +40,10 @@ fn every_operator_parses() {
             Op::In | Op::NotIn => r#","value":["a"]"#.into(),
             Op::WithinLast | Op::NotWithinLast => r#","value":"7 days""#.into(),
             Op::Before | Op::After => r#","value":"2024-01-31""#.into(),
+            Op::HasAny | Op::HasAll | Op::HasNone => r#","value":["a"]"#.into(),
+            Op::InPeriod => r#","value":"this_month""#.into(),
+            Op::BetweenAgo => r#","value":["30 days","7 days"]"#.into(),
+            Op::InNext => r#","value":"7 days""#.into(),
             _ => r#","value":"x""#.into(),
         };
         let text = format!(r#"{{"field":"f","op":"{}"{v}}}"#, op.name());
@@ -290,4 +294,353 @@ fn intervals_and_dates() {
 fn segment_refs_are_collected() {
     let r = Rule::parse_text(r#"{"any":[{"segment":"a"},{"not":{"segment":"b"}}]}"#).unwrap();
     assert_eq!(r.segment_refs(), vec!["a".to_string(), "b".to_string()]);
+}
+
+/// (document, SQLSTATE, the whole message, hint) for the rule-language extensions of 0.6.
+const NEW_CONSTRUCT_ERRORS: &[(&str, SqlState, &str, Option<&str>)] = &[
+    (
+        r#"{"field":"tags","op":"has_any","value":[]}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.value: the list of \"has_any\" is empty",
+        None,
+    ),
+    (
+        r#"{"field":"tags","op":"has_all","value":["a",1]}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.value[1]: expected a string, found number",
+        None,
+    ),
+    (
+        r#"{"field":"tags","op":"has_none","value":"a"}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.value: \"has_none\" takes an array of strings, found string",
+        Some("write {\"op\":\"has_none\",\"value\":[\"a\",\"b\"]}"),
+    ),
+    (
+        r#"{"field":"tags","op":"has_any"}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $: operator \"has_any\" needs a \"value\" (a non-empty array of strings)",
+        None,
+    ),
+    (
+        r#"{"field":"d","op":"in_period","value":"this_mnth"}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.value: unknown period \"this_mnth\"",
+        Some("did you mean \"this_month\"?"),
+    ),
+    (
+        r#"{"field":"d","op":"in_period","value":"fortnight"}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.value: unknown period \"fortnight\"",
+        Some("periods are today yesterday this_week last_week this_month last_month this_quarter last_quarter this_year last_year"),
+    ),
+    (
+        r#"{"field":"d","op":"in_period","value":3}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.value: expected a period such as \"this_month\", found number",
+        None,
+    ),
+    (
+        r#"{"field":"d","op":"within_last","value":"7 days","tz":"UTC"}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.tz: operator \"within_last\" takes no time zone",
+        Some("\"tz\" is only allowed with the calendar operator \"in_period\""),
+    ),
+    (
+        r#"{"field":"d","op":"in_period","value":"today","tz":""}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.tz: expected a time zone name such as \"Europe/Paris\", found an empty string",
+        None,
+    ),
+    (
+        r#"{"field":"d","op":"in_period","value":"today","tz":1}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.tz: expected a time zone name such as \"Europe/Paris\", found number",
+        None,
+    ),
+    (
+        r#"{"field":"d","op":"in_period","value":"today","tzz":"UTC"}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.tzz: unknown key \"tzz\"",
+        Some("did you mean \"tz\"?"),
+    ),
+    (
+        r#"{"field":"d","op":"between_ago","value":["7 days","30 days"]}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.value: \"between_ago\" runs from \"7 days\" ago to \"30 days\" ago: the first must be longer than the second",
+        Some("write the older bound first: [\"30 days\", \"7 days\"]"),
+    ),
+    (
+        r#"{"field":"d","op":"between_ago","value":["7 days","1 week"]}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.value: \"between_ago\" runs from \"7 days\" ago to \"1 week\" ago: the first must be longer than the second",
+        Some("write the older bound first: [\"30 days\", \"7 days\"]"),
+    ),
+    (
+        r#"{"field":"d","op":"between_ago","value":["30 days"]}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.value: \"between_ago\" takes [older, newer], found an array of 1 element(s)",
+        Some("write [\"30 days\", \"7 days\"]: from 30 days ago to 7 days ago"),
+    ),
+    (
+        r#"{"field":"d","op":"between_ago","value":["30 days","7 dayz"]}"#,
+        SqlState::InvalidDatetimeFormat,
+        "invalid rule at $.value[1]: \"7 dayz\" is not an interval: unknown unit \"dayz\"",
+        Some("write an interval such as \"30 days\", \"12 hours\" or \"2 weeks\""),
+    ),
+    (
+        r#"{"field":"d","op":"in_next","value":7}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.value: expected an interval such as \"30 days\", found number",
+        None,
+    ),
+    (
+        r#"{"event":{"type":"x","count":{"op":"gte","value":2},"sum":{"field":"amount","op":"gte","value":5}}}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.event: an event condition cannot have both \"count\" and \"sum\"",
+        Some("combine separate event conditions with {\"all\":[…]}"),
+    ),
+    (
+        r#"{"event":{"avg":{"field":"amount","op":"gte","value":5},"max":{"field":"amount","op":"gte","value":5}}}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.event: an event condition cannot have both \"avg\" and \"max\"",
+        Some("combine separate event conditions with {\"all\":[…]}"),
+    ),
+    (
+        r#"{"event":{"sum":{"field":"amount","op":"gte","value":"5"}}}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.event.sum.value: expected a number, found string",
+        Some("write the value as a JSON number, without quotes"),
+    ),
+    (
+        r#"{"event":{"count_distinct":{"field":"url","op":"gte","value":1.5}}}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.event.count_distinct.value: expected a non-negative integer, found 1.5",
+        None,
+    ),
+    (
+        r#"{"event":{"min":{"field":"amount","op":"atleast","value":1}}}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.event.min.op: unknown count operator \"atleast\"",
+        Some("count operators are eq neq gt gte lt lte"),
+    ),
+    (
+        r#"{"event":{"max":{"op":"gte","value":1}}}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.event.max: missing key \"field\"",
+        None,
+    ),
+    (
+        r#"{"event":{"sum":3}}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.event.sum: expected {\"field\":…,\"op\":…,\"value\":…}, found number",
+        Some("write {\"sum\":{\"field\":\"amount\",\"op\":\"gte\",\"value\":500}}"),
+    ),
+    (
+        r#"{"event":{"type":"signup","first_within":"7 days","within":"30 days"}}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.event: an event condition cannot have both \"first_within\" and \"within\"",
+        Some("combine separate event conditions with {\"all\":[…]}"),
+    ),
+    (
+        r#"{"event":{"type":"login","stopped":"30 days","count":{"op":"gte","value":1}}}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.event: an event condition cannot have both \"stopped\" and \"count\"",
+        Some("combine separate event conditions with {\"all\":[…]}"),
+    ),
+    (
+        r#"{"event":{"type":"login","first_within":"3 days","stopped":"30 days"}}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.event: an event condition cannot have both \"first_within\" and \"stopped\"",
+        Some("combine separate event conditions with {\"all\":[…]}"),
+    ),
+    (
+        r#"{"event":{"type":"login","min_before":3}}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.event.min_before: \"min_before\" is only allowed with \"stopped\"",
+        Some("write {\"type\":\"login\",\"stopped\":\"30 days\",\"min_before\":3}"),
+    ),
+    (
+        r#"{"event":{"type":"login","stopped":"30 days","min_before":0}}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.event.min_before: expected a positive integer, found 0",
+        None,
+    ),
+    (
+        r#"{"event":{"type":"login","stopped":"30 dais"}}"#,
+        SqlState::InvalidDatetimeFormat,
+        "invalid rule at $.event.stopped: \"30 dais\" is not an interval: unknown unit \"dais\"",
+        Some("write an interval such as \"30 days\", \"12 hours\" or \"2 weeks\""),
+    ),
+    (
+        r#"{"event":{"type":"signup","first_within":7}}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.event.first_within: expected an interval such as \"30 days\", found number",
+        None,
+    ),
+    (
+        r#"{"event":{"type":"x","firs_within":"7 days"}}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.event.firs_within: unknown key \"firs_within\"",
+        Some("did you mean \"first_within\"?"),
+    ),
+    (
+        r#"{"sequence":{"steps":[{"type":"a"}]}}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.sequence.steps: a sequence has 2 to 5 steps, found 1",
+        Some("for a single event use {\"event\":{…}}"),
+    ),
+    (
+        r#"{"sequence":{"steps":[{},{},{},{},{},{}]}}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.sequence.steps: a sequence has 2 to 5 steps, found 6",
+        Some("for a single event use {\"event\":{…}}"),
+    ),
+    (
+        r#"{"sequence":{"steps":{}}}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.sequence.steps: expected an array of steps, found object",
+        None,
+    ),
+    (
+        r#"{"sequence":{"within":"30 days"}}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.sequence: missing key \"steps\"",
+        None,
+    ),
+    (
+        r#"{"sequence":[]}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.sequence: expected a sequence object, found array",
+        Some("write {\"steps\":[{\"type\":\"pricing_view\"},{\"type\":\"demo_request\"}],\"within\":\"30 days\"}"),
+    ),
+    (
+        r#"{"sequence":{"steps":[{"type":"a"},"b"]}}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.sequence.steps[1]: expected a step object, found string",
+        Some("a step is {\"type\":…, \"where\":…}, both optional"),
+    ),
+    (
+        r#"{"sequence":{"steps":[{"type":"a"},{"typ":"b"}]}}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.sequence.steps[1].typ: unknown key \"typ\"",
+        Some("did you mean \"type\"?"),
+    ),
+    (
+        r#"{"sequence":{"steps":[{"type":"a"},{"type":[]}]}}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.sequence.steps[1].type: the list of event types is empty",
+        None,
+    ),
+    (
+        r#"{"sequence":{"steps":[{"type":"a"},{"where":{"field":"url","op":"equals","value":"x"}}]}}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.sequence.steps[1].where.op: unknown operator \"equals\"",
+        None,
+    ),
+    (
+        r#"{"sequence":{"steps":[{"type":"a"},{"type":"b"}],"max_gap":"soon"}}"#,
+        SqlState::InvalidDatetimeFormat,
+        "invalid rule at $.sequence.max_gap: \"soon\" is not an interval: expected pairs of a number and a unit",
+        Some("write an interval such as \"30 days\", \"12 hours\" or \"2 weeks\""),
+    ),
+    (
+        r#"{"sequence":{"steps":[{"type":"a"},{"type":"b"}],"maxgap":"1 day"}}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $.sequence.maxgap: unknown key \"maxgap\"",
+        Some("did you mean \"max_gap\"?"),
+    ),
+    (
+        r#"{"sequense":{}}"#,
+        SqlState::InvalidParameterValue,
+        "invalid rule at $: unknown key \"sequense\"",
+        Some("did you mean \"sequence\"?"),
+    ),
+];
+
+#[test]
+fn new_construct_errors_name_path_message_and_hint() {
+    for (doc, code, message, hint) in NEW_CONSTRUCT_ERRORS {
+        let e = err(doc);
+        assert_eq!((e.code, e.message.as_str()), (*code, *message), "{doc}");
+        if hint.is_some() {
+            assert_eq!(e.hint.as_deref(), *hint, "{doc}");
+        }
+    }
+}
+
+#[test]
+fn new_constructs_parse_and_round_trip_canonically() {
+    let cases: &[(&str, &str)] = &[
+        (
+            r#"{"op":"has_any","field":"tags","value":["a","b"]}"#,
+            r#"{"field":"tags","op":"has_any","value":["a","b"]}"#,
+        ),
+        (
+            r#"{"field":"d","op":"in_period","value":"this_month","tz":" Europe/Paris "}"#,
+            r#"{"field":"d","op":"in_period","tz":"Europe/Paris","value":"this_month"}"#,
+        ),
+        (
+            r#"{"field":"d","op":"between_ago","value":["30 days","7 days"]}"#,
+            r#"{"field":"d","op":"between_ago","value":["30 days","7 days"]}"#,
+        ),
+        (
+            r#"{"event":{"type":"purchase","within":" 90 days","sum":{"value":500,"op":"gte","field":"amount"}}}"#,
+            r#"{"event":{"sum":{"field":"amount","op":"gte","value":500},"type":"purchase","within":"90 days"}}"#,
+        ),
+        (
+            r#"{"event":{"count_distinct":{"field":"metadata.url","op":"gte","value":3}}}"#,
+            r#"{"event":{"count_distinct":{"field":"metadata.url","op":"gte","value":3}}}"#,
+        ),
+        (
+            r#"{"event":{"type":"signup","first_within":"7 days"}}"#,
+            r#"{"event":{"first_within":"7 days","type":"signup"}}"#,
+        ),
+        // min_before 1 is the default and dropped, like count
+        (
+            r#"{"event":{"type":"login","stopped":"30 days","min_before":1}}"#,
+            r#"{"event":{"stopped":"30 days","type":"login"}}"#,
+        ),
+        (
+            r#"{"event":{"type":"login","stopped":"30 days","min_before":3}}"#,
+            r#"{"event":{"min_before":3,"stopped":"30 days","type":"login"}}"#,
+        ),
+        (
+            r#"{"sequence":{"within":"30 days","max_gap":"7 days","steps":[{"type":"pricing_view","where":{"field":"url","op":"contains","value":"/pricing"}},{"type":["demo_request"]},{}]}}"#,
+            r#"{"sequence":{"max_gap":"7 days","steps":[{"type":"pricing_view","where":{"field":"url","op":"contains","value":"/pricing"}},{"type":["demo_request"]},{}],"within":"30 days"}}"#,
+        ),
+    ];
+    for (text, canon) in cases {
+        let r = Rule::parse_text(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(r.to_canonical_string(), *canon, "{text}");
+        assert_eq!(Rule::parse_text(canon).unwrap(), r, "{canon}");
+    }
+    let r = Rule::parse_text(r#"{"event":{"type":"login","stopped":"30 days"}}"#).unwrap();
+    assert!(matches!(&r, Rule::Event(e) if e.min_before == 1 && e.stopped.as_deref() == Some("30 days")));
+    // longer-first is checked only when the fields compare exactly: a month against days is left alone
+    Rule::parse_text(r#"{"field":"d","op":"between_ago","value":["1 month","30 days"]}"#).unwrap();
+    Rule::parse_text(r#"{"field":"d","op":"between_ago","value":["1.5 days","2 days"]}"#).unwrap();
+    assert_eq!(interval_fields("1 year 2 weeks 3 hours"), Some([12, 14, 3 * 3_600_000_000]));
+    assert_eq!(interval_fields("1.5 days"), None);
+}
+
+#[test]
+fn sequence_steps_are_walked_and_counted() {
+    let r = Rule::parse_text(
+        r#"{"sequence":{"steps":[{"where":{"segment":"a"}},{"where":{"all":[{"segment":"b"},{"field":"url","op":"is_set"}]}}]}}"#,
+    )
+    .unwrap();
+    assert_eq!(r.segment_refs(), vec!["a".to_string(), "b".to_string()]);
+    let mut n = 0;
+    r.walk(&mut |_| n += 1);
+    assert_eq!(n, 5);
+    // a step's where counts towards the depth limit like an event's where
+    let mut leaf = serde_json::json!({"field":"url","op":"is_set"});
+    for nots in 0..=32 {
+        let seq = serde_json::json!({"sequence":{"steps":[{"where": leaf},{}]}});
+        let ev = serde_json::json!({"event":{"where": leaf}});
+        assert_eq!(Rule::parse(&seq).is_ok(), nots <= 31, "{nots} nots");
+        assert_eq!(Rule::parse(&ev).is_ok(), nots <= 31, "{nots} nots");
+        leaf = serde_json::json!({ "not": leaf });
+    }
 }

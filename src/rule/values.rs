@@ -94,6 +94,35 @@ pub fn parse_interval(s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The (months, days, microseconds) fields PostgreSQL stores for a valid interval whose numbers are
+/// all whole (a fraction spills into the smaller fields, which this does not model): None otherwise.
+/// `now() - a <= now() - b` whenever every field of `a` is at least that of `b`.
+pub fn interval_fields(s: &str) -> Option<[i128; 3]> {
+    let words: Vec<&str> = s.split_whitespace().collect();
+    let mut f = [0i128; 3];
+    for pair in words.chunks(2) {
+        let [n, unit] = pair else { return None };
+        if !n.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let n: i128 = n.parse().ok()?;
+        let (group, _) = unit_group(&unit.to_ascii_lowercase());
+        let (i, mult) = match group {
+            "years" => (0, 12),
+            "months" => (0, 1),
+            "weeks" => (1, 7),
+            "days" => (1, 1),
+            "hours" => (2, 3_600_000_000),
+            "minutes" => (2, 60_000_000),
+            "seconds" => (2, 1_000_000),
+            "milliseconds" => (2, 1_000),
+            _ => (2, 1),
+        };
+        f[i] += n * mult;
+    }
+    Some(f)
+}
+
 /// The longest interval accepted: `now() - interval` must stay a valid timestamp.
 pub const MAX_INTERVAL_YEARS: f64 = 1000.0;
 

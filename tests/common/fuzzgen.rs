@@ -85,6 +85,7 @@ pub const LEADS: Table = Table {
         ("we\"ird", "text"),
         ("x'y;--", "integer"),
         ("Mixed Case", "text"),
+        ("tags", "text[]"),
     ],
 };
 
@@ -195,8 +196,27 @@ pub const EVENT_METADATA: &str = "metadata";
 /// Every key of the rule language.
 pub const KEYWORDS: &[&str] = &[
     "all", "any", "not", "field", "op", "value", "level", "account", "event", "leads", "segment", "type", "where",
-    "within", "count",
+    "within", "count", "tz", "sum", "avg", "min", "max", "count_distinct", "first_within", "stopped", "min_before",
+    "sequence", "steps", "max_gap",
 ];
+
+/// The periods of `in_period`.
+pub const PERIODS: &[&str] = &[
+    "today",
+    "yesterday",
+    "this_week",
+    "last_week",
+    "this_month",
+    "last_month",
+    "this_quarter",
+    "last_quarter",
+    "this_year",
+    "last_year",
+];
+
+const TIME_ZONES: &[&str] = &["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata", "+05:30"];
+
+pub const AGGREGATES: &[&str] = &["sum", "avg", "min", "max", "count_distinct"];
 
 pub const FIELD_OPS: &[&str] = &[
     "eq",
@@ -219,6 +239,12 @@ pub const FIELD_OPS: &[&str] = &[
     "after",
     "within_last",
     "not_within_last",
+    "has_any",
+    "has_all",
+    "has_none",
+    "in_period",
+    "between_ago",
+    "in_next",
 ];
 pub const LEVEL_OPS: &[&str] = &["eq", "neq", "gt", "gte", "lt", "lte", "in", "not_in"];
 pub const COUNT_OPS: &[&str] = &["eq", "neq", "gt", "gte", "lt", "lte"];
@@ -756,6 +782,8 @@ enum Class {
     Jsonb,
     /// a dotted path into a jsonb column, no declared type
     Path,
+    /// text[]
+    Array,
     /// uuid
     Other,
 }
@@ -768,6 +796,7 @@ fn class_of(t: &str) -> Class {
         "boolean" => Class::Bool,
         "date" | "timestamp with time zone" | "timestamp without time zone" => Class::Time,
         "jsonb" => Class::Jsonb,
+        "text[]" => Class::Array,
         _ => Class::Other,
     }
 }
@@ -851,8 +880,22 @@ fn ops_for(c: Class) -> &'static [&'static str] {
             "after",
             "within_last",
             "not_within_last",
+            "in_period",
+            "between_ago",
+            "in_next",
         ],
-        Class::Jsonb => &["eq", "neq", "contains", "not_contains", "is_set", "is_not_set"],
+        Class::Jsonb => &[
+            "eq",
+            "neq",
+            "contains",
+            "not_contains",
+            "is_set",
+            "is_not_set",
+            "has_any",
+            "has_all",
+            "has_none",
+        ],
+        Class::Array => &["has_any", "has_all", "has_none", "is_set", "is_not_set"],
         Class::Path => FIELD_OPS,
     }
 }
@@ -866,6 +909,7 @@ fn value_for(r: &mut Rng, c: Class) -> Value {
         Class::Time => Value::String(iso_datetime(r)),
         Class::Jsonb => arbitrary_json(r, 3),
         Class::Other => Value::String(uuid(r)),
+        Class::Array => json!([text_value(r)]),
         Class::Path => match r.below(3) {
             0 => Value::String(text_value(r)),
             1 => number(r),
@@ -919,7 +963,13 @@ fn field_cond(r: &mut Rng, kind: Kind) -> Value {
             "contains" | "not_contains" | "starts_with" | "ends_with" => Some(Value::String(text_value(r))),
             "matches" => Some(Value::String(regex(r))),
             "before" | "after" => Some(Value::String(iso_datetime(r))),
-            "within_last" | "not_within_last" => Some(Value::String(interval(r))),
+            "within_last" | "not_within_last" | "in_next" => Some(Value::String(interval(r))),
+            "has_any" | "has_all" | "has_none" => {
+                let n = if r.chance(3) { 0 } else { r.range(1, 4) };
+                Some(Value::Array((0..n).map(|_| Value::String(text_value(r))).collect()))
+            }
+            "in_period" => Some(Value::String(period_name(r))),
+            "between_ago" => Some(json!([interval(r), interval(r)])),
             _ => Some(value_for(r, vc)),
         }
     };
@@ -929,7 +979,112 @@ fn field_cond(r: &mut Rng, kind: Kind) -> Value {
     if let Some(v) = value {
         m.insert("value".into(), v);
     }
+    if (op == "in_period" && r.chance(40)) || r.chance(2) {
+        m.insert("tz".into(), time_zone(r));
+    }
     Value::Object(m)
+}
+
+fn period_name(r: &mut Rng) -> String {
+    match r.below(12) {
+        0 => {
+            let p = *r.pick(PERIODS);
+            typo(r, p)
+        }
+        1 => hostile_string(r),
+        _ => r.pick(PERIODS).to_string(),
+    }
+}
+
+fn time_zone(r: &mut Rng) -> Value {
+    match r.below(10) {
+        0 => scalar(r),
+        1 => Value::String(hostile_string(r)),
+        _ => Value::String(r.pick(TIME_ZONES).to_string()),
+    }
+}
+
+/// An event type: usually one of the known ones, sometimes a list, sometimes wrong.
+fn event_type(r: &mut Rng) -> Value {
+    if r.chance(75) {
+        Value::String(r.pick(&["page_view", "demo_request", "signup"]).to_string())
+    } else if r.chance(80) {
+        Value::Array((0..r.range(0, 3)).map(|_| Value::String(text_value(r))).collect())
+    } else {
+        scalar(r)
+    }
+}
+
+/// `{"field": …, "op": …, "value": …}` of an event aggregate.
+fn aggregate(r: &mut Rng, name: &str) -> Value {
+    let fs = fields(Kind::Event);
+    let field = if name != "count_distinct" && r.chance(70) {
+        r.pick(&["amount", "amount_int", "metadata.n"]).to_string()
+    } else {
+        r.pick(&fs).0.clone()
+    };
+    let c = count(r);
+    let value = match r.below(10) {
+        _ if name == "count_distinct" => c["value"].clone(),
+        0..=5 => json!(r.range(-5, 1000)),
+        6 => c["value"].clone(),
+        _ => number(r),
+    };
+    json!({"field": field, "op": c["op"], "value": value})
+}
+
+/// The behaviour keys of an event condition besides type, where, within and count: an aggregate,
+/// first_within or stopped (each now and then together with a key it excludes).
+fn event_behaviour(r: &mut Rng, e: &mut Map<String, Value>) {
+    match r.below(10) {
+        0..=2 => {
+            let a = *r.pick(AGGREGATES);
+            e.insert(a.into(), aggregate(r, a));
+            if r.chance(5) {
+                let b = *r.pick(AGGREGATES);
+                e.insert(b.into(), aggregate(r, b));
+            }
+        }
+        3 => {
+            e.insert("first_within".into(), Value::String(interval(r)));
+        }
+        4 => {
+            e.insert("stopped".into(), Value::String(interval(r)));
+            if r.chance(40) {
+                let n = if r.chance(85) { json!(r.range(1, 5)) } else { scalar(r) };
+                e.insert("min_before".into(), n);
+            }
+        }
+        5 if r.chance(20) => {
+            e.insert("min_before".into(), json!(r.range(0, 3)));
+        }
+        _ => {}
+    }
+}
+
+fn sequence(r: &mut Rng, depth: usize, budget: &mut i64) -> Value {
+    let n = if r.chance(5) { *r.pick(&[0, 1, 6]) } else { r.range(2, 5) as usize };
+    let steps: Vec<Value> = (0..n)
+        .map(|_| {
+            let mut st = Map::new();
+            if r.chance(80) {
+                st.insert("type".into(), event_type(r));
+            }
+            if r.chance(40) && depth > 0 {
+                st.insert("where".into(), rule(r, Kind::Event, depth - 1, budget));
+            }
+            Value::Object(st)
+        })
+        .collect();
+    let mut q = Map::new();
+    q.insert("steps".into(), Value::Array(steps));
+    if r.chance(50) {
+        q.insert("max_gap".into(), Value::String(interval(r)));
+    }
+    if r.chance(50) {
+        q.insert("within".into(), Value::String(interval(r)));
+    }
+    json!({ "sequence": q })
 }
 
 fn level_cond(r: &mut Rng) -> Value {
@@ -1011,13 +1166,7 @@ pub fn rule(r: &mut Rng, kind: Kind, depth: usize, budget: &mut i64) -> Value {
         (5, Kind::Lead) => {
             let mut e = Map::new();
             if r.chance(70) {
-                let t = if r.chance(75) {
-                    Value::String(r.pick(&["page_view", "demo_request", "signup"]).to_string())
-                } else if r.chance(80) {
-                    Value::Array((0..r.range(0, 3)).map(|_| Value::String(text_value(r))).collect())
-                } else {
-                    scalar(r)
-                };
+                let t = event_type(r);
                 e.insert("type".into(), t);
             }
             if r.chance(50) && depth > 0 {
@@ -1026,11 +1175,22 @@ pub fn rule(r: &mut Rng, kind: Kind, depth: usize, budget: &mut i64) -> Value {
             if r.chance(40) {
                 e.insert("within".into(), Value::String(interval(r)));
             }
-            if r.chance(50) {
+            let behaviour = r.chance(50);
+            if behaviour {
+                event_behaviour(r, &mut e);
+            }
+            // count, within and the behaviour keys exclude each other (now and then both, on purpose)
+            let exclusive = ["sum", "avg", "min", "max", "count_distinct", "first_within", "stopped"];
+            let taken = exclusive.iter().any(|k| e.contains_key(*k));
+            if (e.contains_key("first_within") || e.contains_key("stopped")) && !r.chance(5) {
+                e.remove("within");
+            }
+            if r.chance(if taken { 3 } else { 50 }) {
                 e.insert("count".into(), count(r));
             }
             json!({ "event": e })
         }
+        (9, Kind::Lead) if depth > 0 && r.chance(60) => sequence(r, depth, budget),
         (6, Kind::Account) if depth > 0 => {
             let mut l = Map::new();
             if r.chance(75) {
@@ -1047,6 +1207,7 @@ pub fn rule(r: &mut Rng, kind: Kind, depth: usize, budget: &mut i64) -> Value {
             // a condition of the wrong kind of rule
             match r.below(3) {
                 0 => json!({"account": {"field":"industry","op":"eq","value":"SaaS"}}),
+                1 if r.chance(50) => json!({"sequence": {"steps":[{"type":"page_view"},{"type":"signup"}]}}),
                 1 => json!({"event": {"type":"page_view"}}),
                 _ => json!({"leads": {}}),
             }
