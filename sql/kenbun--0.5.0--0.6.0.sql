@@ -2,14 +2,18 @@
 \echo Use "ALTER EXTENSION kenbun UPDATE TO '0.6.0'" to load this file. \quit
 
 -- == Static segments and manual overrides (issue 13): kenbun.segments.type, a rule only for dynamic
--- segments, the reason 'manual', the overrides table and its view, lead history's index.
+-- segments, calendar boundaries, the reason 'manual', the overrides table and its view, and the
+-- index of kenbun.lead_history.
 ALTER TABLE kenbun.segments ALTER COLUMN rule DROP NOT NULL,
     ADD COLUMN type text NOT NULL DEFAULT 'dynamic' CHECK (type IN ('dynamic', 'static')),
+    ADD COLUMN boundaries jsonb NOT NULL DEFAULT '[]',
     ADD CONSTRAINT segments_rule_check CHECK (type = 'static' OR rule IS NOT NULL);
+COMMENT ON COLUMN kenbun.segments.boundaries IS 'The calendar periods the rule uses, as [unit, time zone] pairs: refresh_due refreshes the segment at the start of each such period, not only every refresh_every (maintained by kenbun).';
 COMMENT ON COLUMN kenbun.segments.type IS 'dynamic: membership follows the rule (with manual overrides, kenbun.segment_include/segment_exclude); static: a hand-kept list (kenbun.segment_add/segment_remove) that maintenance never changes, except that a deleted row leaves it. A static segment''s rule, if any, filled it once when it was created.';
 ALTER TABLE kenbun.membership_changes DROP CONSTRAINT membership_changes_reason_check,
     ADD CONSTRAINT membership_changes_reason_check
         CHECK (reason IN ('initial', 'rule_change', 'data_change', 'refresh', 'repair', 'deactivate', 'manual'));
+-- kenbun.lead_history: one lead's changes
 CREATE INDEX membership_changes_lead_idx ON kenbun.membership_changes (member_id, id) WHERE kind = 'lead';
 
 -- == Manual overrides of dynamic segments (kenbun.segment_include / segment_exclude): an included
@@ -37,7 +41,7 @@ COMMENT ON VIEW kenbun.segment_overrides IS 'Every manual override: segment name
 CREATE TRIGGER catalog_touch AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON kenbun.member_overrides
     FOR EACH STATEMENT EXECUTE FUNCTION kenbun._catalog_touch();
 
--- the compiler's view of a segment: static, with overrides
+-- the compiler's view: static segments, overrides, the time zone
 -- Everything the compiler needs, as one document. A column whose type (under its domains) is not
 -- built in is reported as text with as_text: the compiler reads it as column::text and never casts
 -- to it, because the generated triggers run as the extension's owner and a cast to a user-defined
@@ -73,6 +77,7 @@ SELECT pg_catalog.jsonb_build_object(
                'kind', f.kind, 'name', f.name, 'path', f.path, 'type', pg_catalog.format_type(f.type, NULL),
                'builtin', y.typnamespace = 'pg_catalog'::regnamespace))
         FROM kenbun.fields f JOIN pg_catalog.pg_type y ON y.oid = f.type), '[]'::jsonb),
+  'timezone', COALESCE(NULLIF(pg_catalog.current_setting('kenbun.timezone', true), ''), pg_catalog.current_setting('TimeZone')),
   'levels', COALESCE((
       SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('name', v.name, 'field', v.field, 'tiers', v.tiers))
         FROM kenbun.levels v), '[]'::jsonb),
@@ -83,6 +88,7 @@ SELECT pg_catalog.jsonb_build_object(
         FROM kenbun.segments s), '[]'::jsonb))
 $$;
 
+-- compiling a saved segment: static, overrides, time zone (the 0.5.0 _segment_compile stays for older upgrade scripts)
 CREATE FUNCTION kenbun."_compile_saved"(
 	"rule" kenbun.segment_rule,
 	"kind" TEXT,
@@ -324,6 +330,11 @@ BEGIN
     NEW.compiled_sql := c ->> 'sql';
     NEW.time_dependent := (c ->> 'time_dependent')::boolean;
     NEW.reads := c -> 'reads';
+    NEW.boundaries := COALESCE(c -> 'boundaries', '[]');
+    IF pg_catalog.jsonb_typeof(c -> 'rule') = 'object' THEN
+        -- the rule with the time zone in effect now written into its calendar conditions
+        NEW.rule := (c -> 'rule')::kenbun.segment_rule;
+    END IF;
     NEW.depends_on := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(c -> 'refs'));
     IF NEW.time_dependent AND NEW.refresh_every IS NULL THEN
         NEW.refresh_every := interval '1 hour';
@@ -425,6 +436,48 @@ BEGIN
     RETURN new_id;
 END $$;
 COMMENT ON FUNCTION kenbun.segment_copy(text, text) IS 'Copies a segment''s definition and description under a new name; returns the new id. A dynamic copy''s membership is computed from the rule (overrides are not copied); a static copy gets the same members.';
+
+-- Whether a time-dependent segment is due for a refresh: refresh_every has passed since the last
+-- one, or a calendar period it uses ("this_month" in Europe/Paris) has started since.
+CREATE FUNCTION kenbun._due(s kenbun.segments)
+RETURNS boolean LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT s.active AND s.time_dependent
+       AND (s.last_refreshed_at IS NULL OR s.last_refreshed_at + s.refresh_every <= pg_catalog.now()
+            OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(s.boundaries) b
+                        WHERE pg_catalog.date_trunc(b ->> 0, pg_catalog.now(), b ->> 1)
+                            > pg_catalog.date_trunc(b ->> 0, s.last_refreshed_at, b ->> 1)))
+$$;
+
+CREATE OR REPLACE PROCEDURE kenbun.refresh_due_concurrently()
+LANGUAGE plpgsql AS $$
+DECLARE
+    s record;
+BEGIN
+    COMMIT;
+    FOR s IN SELECT x.name FROM kenbun.segments x
+              WHERE x.status = 'ready' AND kenbun._due(x)
+              ORDER BY x.id LOOP
+        CALL kenbun.segment_refresh_concurrently(s.name);
+    END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION kenbun.refresh_due()
+RETURNS int LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s record;
+    n int := 0;
+BEGIN
+    FOR s IN SELECT x.name FROM kenbun.segments x
+              WHERE kenbun._due(x)
+              ORDER BY x.id LOOP
+        PERFORM kenbun.segment_refresh(s.name);
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END $$;
+COMMENT ON FUNCTION kenbun.refresh_due() IS 'Refreshes every time-dependent segment whose refresh_every has passed, or a calendar period of whose rule (this_month, …, in its time zone) has started since its last refresh; returns how many.';
 
 -- The members of a segment, keys as text in key order (for export_definitions).
 CREATE FUNCTION kenbun._member_list(seg kenbun.segments)
