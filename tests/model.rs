@@ -397,6 +397,12 @@ impl Gen {
         json!({"op": self.pick(COUNT_OPS), "value": self.range(0, 3)})
     }
     fn lead_field(&mut self) -> Value {
+        if self.chance(6) {
+            // multi-value operators over the JSON array attrs.tags (0.6.0): missing, not an array, empty
+            let n = 1 + self.below(2);
+            let tags: Vec<&str> = (0..n).map(|_| self.pick(TAGS)).collect();
+            return json!({"field":"attrs.tags","op":self.pick(&["has_any","has_all","has_none"]),"value":tags});
+        }
         match self.below(16) {
             0 => json!({"field":"country","op":self.pick(&["eq","neq"]),"value":self.pick(COUNTRIES)}),
             1 => {
@@ -540,6 +546,27 @@ impl Gen {
             _ => json!({"field":"metadata.campaign","op":self.pick(&["is_set","is_not_set"])}),
         }
     }
+    /// A sequence of 2-3 events (0.6.0); without `within`, so that drift checks cover it.
+    fn sequence(&mut self, depth: u32) -> Value {
+        let steps: Vec<Value> = (0..2 + self.below(2))
+            .map(|_| {
+                let mut m = serde_json::Map::new();
+                if self.chance(85) {
+                    m.insert("type".into(), json!(self.pick(EVENT_TYPES)));
+                }
+                if self.chance(25) {
+                    m.insert("where".into(), self.event_where(depth.min(1)));
+                }
+                Value::Object(m)
+            })
+            .collect();
+        let mut q = serde_json::Map::new();
+        q.insert("steps".into(), json!(steps));
+        if self.chance(60) {
+            q.insert("max_gap".into(), json!(self.pick(&["3 days", "60 days", "300 days"])));
+        }
+        json!({ "sequence": Value::Object(q) })
+    }
     fn event_cond(&mut self, depth: u32) -> Value {
         let mut m = serde_json::Map::new();
         if self.chance(65) {
@@ -553,7 +580,16 @@ impl Gen {
         if self.chance(50) {
             m.insert("where".into(), self.event_where(depth.min(1)));
         }
-        if self.chance(55) {
+        if self.chance(12) {
+            // an aggregate of a metadata number (0.6.0): the rule reads values, not only which events match
+            let f = self.pick(&["sum", "avg", "min", "max", "count_distinct"]);
+            let (field, value) = if f == "count_distinct" {
+                (self.pick(&["metadata.url", "type", "metadata.amount"]), json!(self.range(0, 3)))
+            } else {
+                ("metadata.amount", json!(self.range(0, 150)))
+            };
+            m.insert(f.into(), json!({"field": field, "op": self.pick(COUNT_OPS), "value": value}));
+        } else if self.chance(55) {
             m.insert("count".into(), self.count());
         }
         // time-dependent: rare (drift checks skip such segments)
@@ -617,6 +653,7 @@ impl Gen {
         match r {
             0..=39 => self.lead_field(),
             40..=51 if !nested || self.chance(30) => json!({"account": self.account_rule(d, true)}),
+            52..=57 if self.chance(25) => self.sequence(d),
             52..=65 => self.event_cond(d),
             66..=77 if !nested => self.sibling(d),
             78..=89 => match self.seg_of("lead") {
@@ -1347,6 +1384,12 @@ fn tags(v: &Value, kind: &str, segs: &[Seg], out: &mut BTreeSet<String>) {
                     }
                     "leads" => {
                         out.insert("leads count".into());
+                    }
+                    "sequence" => {
+                        out.insert("sequence".into());
+                    }
+                    "sum" | "avg" | "min" | "max" | "count_distinct" => {
+                        out.insert(format!("event {k}"));
                     }
                     "event" => {
                         out.insert("event".into());
