@@ -97,14 +97,15 @@ impl Planner<'_> {
         })
     }
 
-    /// A text expression over the context's row, read from the member's row.
+    /// A text expression over the context's row, read from the member's row (`(no account)` when a
+    /// lead has no account row).
     fn value_in(&self, v: String, ctx: &Ctx) -> String {
         match ctx {
             Ctx::Root => v,
             Ctx::Account { table, key, acc_key } => {
                 let (a, l) = (root_alias(Kind::Account), root_alias(self.kind));
                 format!(
-                    "(SELECT {v} FROM {table} AS {a} WHERE {a}.{} = {l}.{} LIMIT 1)",
+                    "COALESCE((SELECT {v} FROM {table} AS {a} WHERE {a}.{} = {l}.{} LIMIT 1), '(no account)')",
                     ident(key),
                     ident(acc_key)
                 )

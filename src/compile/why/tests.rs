@@ -168,7 +168,7 @@ fn account_children_read_the_account() {
     );
     assert_eq!(
         p[2].value.as_deref(),
-        Some(r#"(SELECT COALESCE(pg_catalog.to_jsonb(a."industry")::text, 'null') FROM "public"."accounts" AS a WHERE a."id" = l."account_id" LIMIT 1)"#)
+        Some(r#"COALESCE((SELECT COALESCE(pg_catalog.to_jsonb(a."industry")::text, 'null') FROM "public"."accounts" AS a WHERE a."id" = l."account_id" LIMIT 1), '(no account)')"#)
     );
     // a negated condition on a missing account is false too: the account's conditions hold of no row
     assert!(p[3].truth.starts_with(r#"EXISTS (SELECT 1 FROM "public"."accounts" AS a WHERE a."id" = l."account_id" AND (("#), "{}", p[3].truth);
@@ -308,3 +308,4 @@ fn the_segment_row() {
     let r = segment_row(&seg, true, None, None, false);
     assert_eq!((r.path.as_str(), r.condition.as_str(), r.result, r.value.as_deref()), ("segment", "\"us\"", true, Some("static list")));
 }
+
