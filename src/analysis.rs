@@ -527,7 +527,13 @@ fn segment_why_saved(segment: &str, member_id: &str) -> WhyRows {
         )))
     })
     .unwrap_or_else(|e| spi_err(e));
-    let Some((id, kind, rule, active, status, ty, has_overrides)) = row else { no_segment(segment) };
+    let Some((id, kind, rule, active, status, ty, has_overrides)) = row else {
+        // rule text where a name goes (an unknown literal resolves to this overload), as segment_diagnose takes it
+        if segment.trim_start().starts_with('{') {
+            return why_adhoc(Rule::parse_text(segment).unwrap_or_else(|e| raise(e)), member_id, Kind::Lead);
+        }
+        no_segment(segment)
+    };
     let seg = why::SavedSegment {
         id,
         name: segment.to_string(),
@@ -561,8 +567,10 @@ fn segment_why_saved(segment: &str, member_id: &str) -> WhyRows {
 #[pg_extern(stable, name = "segment_why")]
 #[search_path(pg_catalog, pg_temp)]
 fn segment_why_rule(rule: segment_rule, member_id: &str, kind: default!(&str, "'lead'")) -> WhyRows {
-    let kind = parse_kind(kind);
-    let r = rule.rule();
+    why_adhoc(rule.rule(), member_id, parse_kind(kind))
+}
+
+fn why_adhoc(r: Rule, member_id: &str, kind: Kind) -> WhyRows {
     let cat = cached_catalog();
     compile_rule(&r, kind, &cat, None);
     let nodes = why::plan(&r, kind, &cat).unwrap_or_else(|e| raise(e));
