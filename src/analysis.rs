@@ -464,6 +464,7 @@ fn segment_levels(name: &str, levels: &str) -> TableIterator<'static, (name!(tie
     TableIterator::new(out)
 }
 
+// the #[pg_extern] functions spell this type out: pgrx's SQL generation does not see through an alias
 type WhyRows = TableIterator<
     'static,
     (
@@ -509,7 +510,15 @@ fn why_eval(
 /// Why a member is (not) in a saved segment: the membership row, then the rule's tree.
 #[pg_extern(stable, name = "segment_why")]
 #[search_path(pg_catalog, pg_temp)]
-fn segment_why_saved(segment: &str, member_id: &str) -> WhyRows {
+fn segment_why_saved(segment: &str, member_id: &str) -> TableIterator<
+    'static,
+    (
+        name!(path, String),
+        name!(condition, String),
+        name!(result, bool),
+        name!(value, Option<String>),
+    ),
+> {
     let row = Spi::connect(|c| {
         let t = c.select(why::SEGMENT_SQL, Some(1), &[segment.into()])?;
         if t.is_empty() {
@@ -566,7 +575,19 @@ fn segment_why_saved(segment: &str, member_id: &str) -> WhyRows {
 /// Why a member does (not) match an ad-hoc rule: the rule's tree.
 #[pg_extern(stable, name = "segment_why")]
 #[search_path(pg_catalog, pg_temp)]
-fn segment_why_rule(rule: segment_rule, member_id: &str, kind: default!(&str, "'lead'")) -> WhyRows {
+fn segment_why_rule(
+    rule: segment_rule,
+    member_id: &str,
+    kind: default!(&str, "'lead'"),
+) -> TableIterator<
+    'static,
+    (
+        name!(path, String),
+        name!(condition, String),
+        name!(result, bool),
+        name!(value, Option<String>),
+    ),
+> {
     why_adhoc(rule.rule(), member_id, parse_kind(kind))
 }
 
