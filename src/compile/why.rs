@@ -41,12 +41,22 @@ pub struct WhyRow {
     pub value: Option<String>,
 }
 
-/// Where a node is evaluated: on the member's own row, or on the account of the member (a lead).
+/// Where a node is evaluated: on the member's own row, or on rows related to the row of an outer
+/// context (the account of a lead; the events of a lead or the leads of an account that an event or
+/// leads condition counts, for the nodes of its `where`).
 #[derive(Debug, Clone)]
 enum Ctx {
     Root,
-    /// `{"account": …}` in a lead rule: `table AS a WHERE a.key = l.acc_key`.
-    Account { table: String, key: String, acc_key: String },
+    Sub {
+        /// `<table> AS <alias> WHERE <join and conditions>`, over the outer context's alias.
+        body: String,
+        alias: String,
+        kind: Kind,
+        /// For counted rows (event / leads `where`): the words for one and many; a node's value is
+        /// then how many of the rows satisfy it, and its truth that one does. None: the account.
+        counted: Option<(&'static str, &'static str)>,
+        outer: Box<Ctx>,
+    },
 }
 
 struct Planner<'a> {
@@ -71,44 +81,43 @@ impl Planner<'_> {
     fn kind_in(&self, ctx: &Ctx) -> Kind {
         match ctx {
             Ctx::Root => self.kind,
-            Ctx::Account { .. } => Kind::Account,
+            Ctx::Sub { kind, .. } => *kind,
         }
     }
 
-    /// The alias of the context's row in the SQL of a node compiled on its own.
-    fn alias_in(&self, ctx: &Ctx) -> &'static str {
-        root_alias(self.kind_in(ctx))
-    }
-
-    /// The truth of `r` in `ctx`, over the member's row.
-    fn truth(&self, r: &Rule, ctx: &Ctx) -> Result<String> {
-        let c = compile(r, self.kind_in(ctx), self.cat)?;
-        Ok(match ctx {
-            Ctx::Root => c.public_sql(),
-            Ctx::Account { table, key, acc_key } => {
-                let (a, l) = (root_alias(Kind::Account), root_alias(self.kind));
-                format!(
-                    "EXISTS (SELECT 1 FROM {table} AS {a} WHERE {a}.{} = {l}.{} AND {})",
-                    ident(key),
-                    ident(acc_key),
-                    c.sql
-                )
-            }
-        })
-    }
-
-    /// A text expression over the context's row, read from the member's row (`(no account)` when a
-    /// lead has no account row).
-    fn value_in(&self, v: String, ctx: &Ctx) -> String {
+    /// The alias of the context's row.
+    fn alias_in(&self, ctx: &Ctx) -> String {
         match ctx {
-            Ctx::Root => v,
-            Ctx::Account { table, key, acc_key } => {
-                let (a, l) = (root_alias(Kind::Account), root_alias(self.kind));
-                format!(
-                    "COALESCE((SELECT {v} FROM {table} AS {a} WHERE {a}.{} = {l}.{} LIMIT 1), '(no account)')",
-                    ident(key),
-                    ident(acc_key)
-                )
+            Ctx::Root => root_alias(self.kind).to_string(),
+            Ctx::Sub { alias, .. } => alias.clone(),
+        }
+    }
+
+    /// A compiler for SQL nested `depth` levels down: its aliases (`x_<n>`) start past those of
+    /// the enclosing levels, so none shadows an alias that the nested SQL refers to.
+    fn cx(&self, depth: usize) -> Cx<'_> {
+        let mut cx = Cx::new(self.cat, self.kind, vec![]);
+        cx.n = 1000 * (depth + 1);
+        cx
+    }
+
+    /// `s`, a boolean over the context's row, as a boolean over the member's row: true when some
+    /// row of the context (and of each outer one) satisfies it.
+    fn lift_truth(&self, ctx: &Ctx, s: String) -> String {
+        match ctx {
+            Ctx::Root => s,
+            Ctx::Sub { body, outer, .. } => self.lift_truth(outer, format!("EXISTS (SELECT 1 FROM {body} AND ({s}))")),
+        }
+    }
+
+    /// `v`, a text over the context's row, as a text over the member's row; None through counted
+    /// rows (many rows have no one value).
+    fn lift_value(&self, ctx: &Ctx, v: String) -> Option<String> {
+        match ctx {
+            Ctx::Root => Some(v),
+            Ctx::Sub { counted: Some(_), .. } => None,
+            Ctx::Sub { body, outer, .. } => {
+                self.lift_value(outer, format!("COALESCE((SELECT {v} FROM {body} LIMIT 1), '(no account)')"))
             }
         }
     }
@@ -126,14 +135,34 @@ impl Planner<'_> {
     }
 
     fn node(&mut self, r: &Rule, path: &str, depth: usize, ctx: &Ctx) -> Result<()> {
-        let truth = self.truth(r, ctx)?;
         let kind = self.kind_in(ctx);
         let alias = self.alias_in(ctx);
+        // the truth: the node compiled on its own (on the member's row: exactly kenbun.compile's)
+        let (truth, counted) = match ctx {
+            Ctx::Root => (compile(r, kind, self.cat)?.public_sql(), None),
+            Ctx::Sub { body, counted, outer, .. } => {
+                let sql = self.cx(depth).expr(r, kind, &alias)?;
+                let counted = counted.and_then(|(one, many)| {
+                    self.lift_value(outer, count_text(&format!("{body} AND ({sql})"), one, many))
+                });
+                (self.lift_truth(ctx, sql), counted)
+            }
+        };
+        // the value: in counted rows how many satisfy the node, else what the node compared
+        let in_counted = matches!(ctx, Ctx::Sub { counted: Some(_), .. });
+        let value = |own: Option<String>| -> Option<String> {
+            if in_counted {
+                counted.clone()
+            } else {
+                own.and_then(|v| self.lift_value(ctx, v))
+            }
+        };
         #[allow(unreachable_patterns)]
         match r {
             Rule::All(v) | Rule::Any(v) => {
                 let key = if matches!(r, Rule::All(_)) { "all" } else { "any" };
-                let me = self.push(path, depth, key.to_string(), truth, None);
+                let value = value(None);
+                let me = self.push(path, depth, key.to_string(), truth, value);
                 for (i, child) in v.iter().enumerate() {
                     let idx = self.out.len();
                     self.out[me].children.push(idx);
@@ -141,44 +170,64 @@ impl Planner<'_> {
                 }
             }
             Rule::Not(child) => {
-                self.push(path, depth, "not".into(), truth, None);
+                let value = value(None);
+                self.push(path, depth, "not".into(), truth, value);
                 self.node(child, &format!("{path}.not"), depth + 1, ctx)?;
             }
             Rule::Field(f) => {
-                let v = self.field_value(kind, &f.field, alias).map(|v| self.value_in(v, ctx));
+                let v = value(self.field_value(kind, &f.field, &alias));
                 self.push(path, depth, label(r), truth, v);
             }
             Rule::Level(l) => {
-                let v = self.level_value(kind, &l.level, alias).map(|v| self.value_in(v, ctx));
+                let v = value(self.level_value(kind, &l.level, &alias));
                 self.push(path, depth, label(r), truth, v);
             }
             Rule::Account(inner, _) => {
-                let (v, inner_ctx) = match self.account_ctx(alias) {
-                    Some((v, c)) => (Some(v), Some(c)),
-                    None => (None, None),
-                };
-                self.push(path, depth, label(r), truth, v);
-                match inner_ctx {
-                    Some(c) => self.node(inner, &format!("{path}.account"), depth + 1, &c)?,
+                let Some((own, body)) = self.account_ctx(&alias, depth) else {
                     // not reached: the rule compiled, so leads and accounts are bound with an account key
-                    None => return Err(KenbunError::new(SqlState::ObjectNotInPrerequisiteState, "no account binding")),
-                }
+                    return Err(KenbunError::new(SqlState::ObjectNotInPrerequisiteState, "no account binding"));
+                };
+                let v = value(Some(own));
+                self.push(path, depth, label(r), truth, v);
+                let sub = Ctx::Sub {
+                    body,
+                    alias: format!("a_{}", 1000 * (depth + 1) - 1),
+                    kind: Kind::Account,
+                    counted: None,
+                    outer: Box::new(ctx.clone()),
+                };
+                self.node(inner, &format!("{path}.account"), depth + 1, &sub)?;
             }
             Rule::Event(e) => {
-                let v = self.event_value(e, kind, alias).map(|v| self.value_in(v, ctx));
+                let v = value(self.event_value(e, kind, &alias, depth));
                 self.push(path, depth, label(r), truth, v);
+                if let Some(f) = &e.filter {
+                    let base = EventCond { filter: None, ..e.clone() };
+                    if let Some((body, x)) = self.event_body(&base, kind, &alias, depth) {
+                        let sub = Ctx::Sub { body, alias: x, kind: Kind::Event, counted: Some(("event", "events")), outer: Box::new(ctx.clone()) };
+                        self.node(f, &format!("{path}.event.where"), depth + 1, &sub)?;
+                    }
+                }
             }
             Rule::Leads(l) => {
-                let v = self.leads_value(l, kind, alias).map(|v| self.value_in(v, ctx));
+                let v = value(self.leads_value(l, kind, &alias, depth));
                 self.push(path, depth, label(r), truth, v);
+                if let Some(f) = &l.filter {
+                    let base = LeadsCond { filter: None, ..l.clone() };
+                    if let Some((body, x)) = self.leads_body(&base, kind, &alias, depth) {
+                        let sub = Ctx::Sub { body, alias: x, kind: Kind::Lead, counted: Some(("lead", "leads")), outer: Box::new(ctx.clone()) };
+                        self.node(f, &format!("{path}.leads.where"), depth + 1, &sub)?;
+                    }
+                }
             }
             Rule::Segment(name, _) => {
-                let v = self.segment_value(name, kind, alias).map(|v| self.value_in(v, ctx));
+                let v = value(self.segment_value(name, kind, &alias));
                 self.push(path, depth, label(r), truth, v);
             }
             // a kind of node added later: its truth, compiled on its own, and no value
             _ => {
-                self.push(path, depth, label(r), truth, None);
+                let v = value(None);
+                self.push(path, depth, label(r), truth, v);
             }
         }
         Ok(())
@@ -217,15 +266,15 @@ impl Planner<'_> {
         ))
     }
 
-    /// The account context of a lead's `{"account": …}`, and the value of the account node: the
-    /// account's key as JSON text, `null (no account)` or `7 (no such account)`.
-    fn account_ctx(&self, alias: &str) -> Option<(String, Ctx)> {
+    /// The value of a lead's `{"account": …}` node over the lead's alias (the account's key as
+    /// JSON text, `null (no account)` or `7 (no such account)`), and the body of its context.
+    fn account_ctx(&self, alias: &str, depth: usize) -> Option<(String, String)> {
         let leads = self.cat.binding(Kind::Lead)?;
         let acc = self.cat.binding(Kind::Account)?;
         let acc_key = leads.account_key.clone()?;
         let key = acc.key.clone()?;
         let table = acc.qualified();
-        let a = root_alias(Kind::Account);
+        let a = format!("a_{}", 1000 * (depth + 1) - 1);
         let k = format!("{alias}.{}", ident(&acc_key));
         let v = format!(
             "(CASE WHEN {k} IS NULL THEN 'null (no account)' \
@@ -233,31 +282,50 @@ impl Planner<'_> {
              ELSE pg_catalog.to_jsonb({k})::text || ' (no such account)' END)",
             ident(&key)
         );
-        Some((v, Ctx::Account { table, key, acc_key }))
+        let body = format!("{table} AS {a} WHERE {a}.{} = {k}", ident(&key));
+        Some((v, body))
     }
 
-    /// The number of the member's events the condition counts: `3 events`.
-    fn event_value(&self, e: &EventCond, kind: Kind, alias: &str) -> Option<String> {
+    /// `<events> AS <alias> WHERE <join, type, window, where>` of an event condition, and the alias.
+    fn event_body(&self, e: &EventCond, kind: Kind, alias: &str, depth: usize) -> Option<(String, String)> {
         let probe = EventCond {
             count: PROBE,
             count_given: true,
             ..e.clone()
         };
-        let mut cx = Cx::new(self.cat, self.kind, vec![]);
+        let mut cx = self.cx(depth);
+        // the first alias the compiler takes is the events'
+        let x = format!("{}_{}", root_alias(Kind::Event), cx.n + 1);
         let sql = cx.event(&probe, kind, alias).ok()?;
-        counted(&sql, "event", "events")
+        let table = self.cat.binding(Kind::Event)?.qualified();
+        Some((probe_body(&sql, &table, &x)?, x))
     }
 
-    /// The number of the account's leads the condition counts: `2 leads`.
-    fn leads_value(&self, l: &LeadsCond, kind: Kind, alias: &str) -> Option<String> {
+    /// `<leads> AS <alias> WHERE <join, where>` of a leads condition, and the alias.
+    fn leads_body(&self, l: &LeadsCond, kind: Kind, alias: &str, depth: usize) -> Option<(String, String)> {
         let probe = LeadsCond {
             count: PROBE,
             count_given: true,
             ..l.clone()
         };
-        let mut cx = Cx::new(self.cat, self.kind, vec![]);
+        let mut cx = self.cx(depth);
+        // the first alias the compiler takes is the leads'
+        let x = format!("{}_{}", root_alias(Kind::Lead), cx.n + 1);
         let sql = cx.leads(&probe, kind, alias).ok()?;
-        counted(&sql, "lead", "leads")
+        let table = self.cat.binding(Kind::Lead)?.qualified();
+        Some((probe_body(&sql, &table, &x)?, x))
+    }
+
+    /// The number of the member's events the condition counts: `3 events`.
+    fn event_value(&self, e: &EventCond, kind: Kind, alias: &str, depth: usize) -> Option<String> {
+        let (body, _) = self.event_body(e, kind, alias, depth)?;
+        Some(count_text(&body, "event", "events"))
+    }
+
+    /// The number of the account's leads the condition counts: `2 leads`.
+    fn leads_value(&self, l: &LeadsCond, kind: Kind, alias: &str, depth: usize) -> Option<String> {
+        let (body, _) = self.leads_body(l, kind, alias, depth)?;
+        Some(count_text(&body, "lead", "leads"))
     }
 
     /// Whether the member is in the referenced segment's membership table.
@@ -285,18 +353,24 @@ const PROBE: Count = Count {
     value: i64::MAX,
 };
 
-/// The count of a probe's SQL as text (`1 event`, `3 events`); None when the SQL is not a plain
-/// count (an aggregate, say), so the node shows no value rather than a wrong one.
-fn counted(sql: &str, one: &str, many: &str) -> Option<String> {
+/// The body of a probe's count, `<table> AS <alias> WHERE <conditions>`; None when the SQL is not a
+/// plain count of `table AS alias` (an aggregate, say), so the node shows no value rather than a
+/// wrong one.
+fn probe_body(sql: &str, table: &str, alias: &str) -> Option<String> {
     // the shape of `count_sql` for PROBE (a general count: not EXISTS / NOT EXISTS)
     let body = sql
         .strip_prefix("((SELECT pg_catalog.count(*) FROM ")?
         .strip_suffix(&format!(") >= {})", PROBE.value))?;
-    Some(format!(
+    body.starts_with(&format!("{table} AS {alias} WHERE ")).then(|| body.to_string())
+}
+
+/// How many rows `<body>` selects, as text: `1 event`, `3 events`.
+fn count_text(body: &str, one: &str, many: &str) -> String {
+    format!(
         "(SELECT CASE WHEN pg_catalog.count(*) = 1 THEN {} ELSE pg_catalog.count(*)::text || {} END FROM {body})",
         literal(&format!("1 {one}")),
         literal(&format!(" {many}"))
-    ))
+    )
 }
 
 fn count_label(c: &Count) -> String {
@@ -345,9 +419,6 @@ pub fn label(r: &Rule) -> String {
             if let Some(w) = &e.within {
                 s.push_str(&format!(" within {w}"));
             }
-            if let Some(f) = &e.filter {
-                s.push_str(&format!(" where {}", f.to_canonical_string()));
-            }
             s
         }
         Rule::Leads(l) => {
@@ -355,9 +426,6 @@ pub fn label(r: &Rule) -> String {
             if l.count_given && !(l.count.op == CountOp::Gte && l.count.value == 1) {
                 s.push(' ');
                 s.push_str(&count_label(&l.count));
-            }
-            if let Some(f) = &l.filter {
-                s.push_str(&format!(" where {}", f.to_canonical_string()));
             }
             s
         }
@@ -374,7 +442,7 @@ pub fn rows(nodes: &[WhyNode], truths: &[Option<bool>], values: &[Option<String>
         .iter()
         .enumerate()
         .map(|(i, n)| {
-            let value = if n.label == "all" || n.label == "any" {
+            let value = if (n.label == "all" || n.label == "any") && n.value.is_none() {
                 let k = n.children.iter().filter(|&&c| truth(c)).count();
                 Some(format!("{k} of {}", n.children.len()))
             } else {

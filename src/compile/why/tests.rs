@@ -77,8 +77,8 @@ fn paths_and_labels_in_document_order() {
         r#"{"leads":{"where":{"field":"score","op":"gt","value":50},"count":{"op":"eq","value":0}}}"#,
         Kind::Account,
     );
-    assert_eq!(p.len(), 1);
-    assert_eq!(p[0].label, r#"leads ×=0 where {"field":"score","op":"gt","value":50}"#);
+    let got: Vec<(&str, usize, &str)> = p.iter().map(|n| (n.path.as_str(), n.depth, n.label.as_str())).collect();
+    assert_eq!(got, vec![("$", 0, "leads ×=0"), ("$.leads.where", 1, "score gt 50")]);
     assert_eq!(label(&rule(r#"{"event":{}}"#)), "event (any type)");
     assert_eq!(label(&rule(r#"{"event":{"type":["a","b"]}}"#)), r#"event ["a","b"]"#);
 }
@@ -103,24 +103,10 @@ fn root_truth_is_the_public_sql() {
         let r = rule(s);
         let p = plan(&r, k, &c).unwrap();
         assert_eq!(p[0].truth, compile(&r, k, &c).unwrap().public_sql(), "{s}");
-        assert_eq!(p.len(), {
-            // every node but the inside of account (which is counted too) and of event/leads/segment
-            let mut n = 0;
-            r.walk(&mut |x| {
-                n += 1;
-                if let Rule::Event(e) = x {
-                    if let Some(f) = &e.filter {
-                        f.walk(&mut |_| n -= 1);
-                    }
-                }
-                if let Rule::Leads(l) = x {
-                    if let Some(f) = &l.filter {
-                        f.walk(&mut |_| n -= 1);
-                    }
-                }
-            });
-            n
-        }, "{s}");
+        // every node, the nodes of event and leads "where" included (segments are not expanded)
+        let mut n = 0;
+        r.walk(&mut |_| n += 1);
+        assert_eq!(p.len(), n, "{s}");
     }
     let p = plan_of(MAIN, Kind::Lead);
     let Rule::All(children) = rule(MAIN) else { panic!() };
@@ -164,16 +150,16 @@ fn account_children_read_the_account() {
     assert!(v.contains(r#"(no such account)"#), "{v}");
     assert_eq!(
         p[2].truth,
-        r#"EXISTS (SELECT 1 FROM "public"."accounts" AS a WHERE a."id" = l."account_id" AND (a."industry" = 'SaaS'::text))"#
+        r#"EXISTS (SELECT 1 FROM "public"."accounts" AS a_999 WHERE a_999."id" = l."account_id" AND ((a_999."industry" = 'SaaS'::text)))"#
     );
     assert_eq!(
         p[2].value.as_deref(),
-        Some(r#"COALESCE((SELECT COALESCE(pg_catalog.to_jsonb(a."industry")::text, 'null') FROM "public"."accounts" AS a WHERE a."id" = l."account_id" LIMIT 1), '(no account)')"#)
+        Some(r#"COALESCE((SELECT COALESCE(pg_catalog.to_jsonb(a_999."industry")::text, 'null') FROM "public"."accounts" AS a_999 WHERE a_999."id" = l."account_id" LIMIT 1), '(no account)')"#)
     );
     // a negated condition on a missing account is false too: the account's conditions hold of no row
-    assert!(p[3].truth.starts_with(r#"EXISTS (SELECT 1 FROM "public"."accounts" AS a WHERE a."id" = l."account_id" AND (("#), "{}", p[3].truth);
+    assert!(p[3].truth.starts_with(r#"EXISTS (SELECT 1 FROM "public"."accounts" AS a_999 WHERE a_999."id" = l."account_id" AND ((("#), "{}", p[3].truth);
     let seg = p[4].value.as_deref().unwrap();
-    assert!(seg.contains(r#"FROM kenbun.account_members AS m WHERE m.segment_id = 8 AND m."account_id" = a."id""#), "{seg}");
+    assert!(seg.contains(r#"FROM kenbun.account_members AS m WHERE m.segment_id = 8 AND m."account_id" = a_999."id""#), "{seg}");
     assert!(seg.contains(r#"'member of "big"'"#), "{seg}");
 }
 
@@ -183,18 +169,19 @@ fn event_and_leads_values_are_counts() {
     let v = p[3].value.as_deref().unwrap();
     assert_eq!(
         v,
-        r#"(SELECT CASE WHEN pg_catalog.count(*) = 1 THEN '1 event' ELSE pg_catalog.count(*)::text || ' events' END FROM "app"."events" AS e_1 WHERE e_1."lead_id" = l."id" AND e_1."type" IN ('page_view'::text) AND e_1."occurred_at" >= (pg_catalog.now() - '30 days'::interval))"#
+        r#"(SELECT CASE WHEN pg_catalog.count(*) = 1 THEN '1 event' ELSE pg_catalog.count(*)::text || ' events' END FROM "app"."events" AS e_2001 WHERE e_2001."lead_id" = l."id" AND e_2001."type" IN ('page_view'::text) AND e_2001."occurred_at" >= (pg_catalog.now() - '30 days'::interval))"#
     );
     // an exists condition counts the same rows
     let p = plan_of(r#"{"not":{"event":{"type":"demo"}}}"#, Kind::Lead);
-    assert!(p[1].value.as_deref().unwrap().contains(r#"e_1."type" IN ('demo'::text)"#));
+    assert!(p[1].value.as_deref().unwrap().contains(r#"e_2001."type" IN ('demo'::text)"#));
     assert_eq!(p[0].truth, r#"COALESCE((EXISTS (SELECT 1 FROM "app"."events" AS e_1 WHERE e_1."lead_id" = l."id" AND e_1."type" IN ('demo'::text)) IS NOT TRUE), false)"#);
     let p = plan_of(r#"{"leads":{"where":{"field":"score","op":"gt","value":50}}}"#, Kind::Account);
     assert_eq!(
         p[0].value.as_deref(),
-        Some(r#"(SELECT CASE WHEN pg_catalog.count(*) = 1 THEN '1 lead' ELSE pg_catalog.count(*)::text || ' leads' END FROM "public"."leads" AS l_1 WHERE l_1."account_id" = a."id" AND (l_1."score" > '50'::bigint))"#)
+        Some(r#"(SELECT CASE WHEN pg_catalog.count(*) = 1 THEN '1 lead' ELSE pg_catalog.count(*)::text || ' leads' END FROM "public"."leads" AS l_1001 WHERE l_1001."account_id" = a."id" AND (l_1001."score" > '50'::bigint))"#)
     );
-    assert_eq!(counted("EXISTS (SELECT 1)", "x", "xs"), None);
+    assert_eq!(probe_body("EXISTS (SELECT 1)", "t", "x"), None);
+    assert_eq!(probe_body(&format!("((SELECT pg_catalog.sum(x) FROM t AS x WHERE c) >= {})", i64::MAX), "t", "x"), None);
 }
 
 #[test]
@@ -309,3 +296,51 @@ fn the_segment_row() {
     assert_eq!((r.path.as_str(), r.condition.as_str(), r.result, r.value.as_deref()), ("segment", "\"us\"", true, Some("static list")));
 }
 
+
+#[test]
+fn where_nodes_count_the_rows_they_hold_for() {
+    let s = r#"{"event":{"type":"page_view","within":"30 days","where":{"any":[{"field":"metadata.url","op":"eq","value":"/pricing"},{"not":{"field":"metadata.url","op":"is_set"}}]},"count":{"op":"gte","value":3}}}"#;
+    let p = plan_of(s, Kind::Lead);
+    let got: Vec<(&str, usize, &str)> = p.iter().map(|n| (n.path.as_str(), n.depth, n.label.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("$", 0, "event page_view ×≥3 within 30 days"),
+            ("$.event.where", 1, "any"),
+            ("$.event.where.any[0]", 2, "metadata.url eq \"/pricing\""),
+            ("$.event.where.any[1]", 2, "not"),
+            ("$.event.where.any[1].not", 3, "metadata.url is_set"),
+        ]
+    );
+    let base = r#""app"."events" AS e_1001 WHERE e_1001."lead_id" = l."id" AND e_1001."type" IN ('page_view'::text) AND e_1001."occurred_at" >= (pg_catalog.now() - '30 days'::interval)"#;
+    assert_eq!(
+        p[2].truth,
+        format!(r#"EXISTS (SELECT 1 FROM {base} AND (((e_1001."metadata" ->> 'url') = '/pricing'::text)))"#)
+    );
+    assert_eq!(
+        p[2].value.as_deref().unwrap(),
+        format!(r#"(SELECT CASE WHEN pg_catalog.count(*) = 1 THEN '1 event' ELSE pg_catalog.count(*)::text || ' events' END FROM {base} AND (((e_1001."metadata" ->> 'url') = '/pricing'::text)))"#)
+    );
+    // a group in counted rows shows its count, not "k of n"
+    let r = rows(&p, &[Some(false), Some(true), Some(true), Some(false), Some(true)], &[None, Some("2 events".into()), None, None, None]);
+    assert_eq!(r[1].value.as_deref(), Some("2 events"));
+    // account rule: leads whose events…, and a lead rule: the account's leads
+    let p = plan_of(r#"{"leads":{"where":{"all":[{"event":{"type":"demo"}},{"field":"score","op":"gt","value":50}]}}}"#, Kind::Account);
+    let got: Vec<&str> = p.iter().map(|n| n.path.as_str()).collect();
+    assert_eq!(got, vec!["$", "$.leads.where", "$.leads.where.all[0]", "$.leads.where.all[1]"]);
+    assert!(p[2].truth.starts_with(r#"EXISTS (SELECT 1 FROM "public"."leads" AS l_1001 WHERE l_1001."account_id" = a."id" AND (EXISTS (SELECT 1 FROM "app"."events" AS e_3001 WHERE e_3001."lead_id" = l_1001."id""#), "{}", p[2].truth);
+    assert!(p[2].value.as_deref().unwrap().contains("' leads'"));
+    let p = plan_of(r#"{"account":{"leads":{"where":{"field":"score","op":"gt","value":50},"count":{"op":"gte","value":2}}}}"#, Kind::Lead);
+    let got: Vec<&str> = p.iter().map(|n| n.path.as_str()).collect();
+    assert_eq!(got, vec!["$", "$.account", "$.account.leads.where"]);
+    // the leads of the lead's account (l_2001 over a_999 over l)
+    assert_eq!(
+        p[2].truth,
+        r#"EXISTS (SELECT 1 FROM "public"."accounts" AS a_999 WHERE a_999."id" = l."account_id" AND (EXISTS (SELECT 1 FROM "public"."leads" AS l_2001 WHERE l_2001."account_id" = a_999."id" AND ((l_2001."score" > '50'::bigint)))))"#
+    );
+    assert_eq!(
+        p[2].value.as_deref().unwrap(),
+        r#"COALESCE((SELECT (SELECT CASE WHEN pg_catalog.count(*) = 1 THEN '1 lead' ELSE pg_catalog.count(*)::text || ' leads' END FROM "public"."leads" AS l_2001 WHERE l_2001."account_id" = a_999."id" AND ((l_2001."score" > '50'::bigint))) FROM "public"."accounts" AS a_999 WHERE a_999."id" = l."account_id" LIMIT 1), '(no account)')"#
+    );
+    assert!(p[1].value.as_deref().unwrap().contains("' leads'"));
+}
