@@ -5,9 +5,10 @@
 //!
 //! Every truth is the compiler's own SQL for that node (the node compiled as a rule on its own), so
 //! the tree agrees with `kenbun.compile` by construction: the root's truth is `compile(rule)`'s
-//! public SQL. Nodes inside `{"account": …}` are evaluated on the lead's account; `{"segment": …}`
-//! references are one row (not expanded). A node kind this module does not know in detail still
-//! gets its truth (compiled on its own) with no value.
+//! public SQL. Nodes inside `{"account": …}` are evaluated on the lead's account; the nodes of an
+//! event's or leads' `where` on the rows that condition counts (true when one of them satisfies the
+//! node; value: how many do); `{"segment": …}` references are one row (not expanded). A node kind
+//! this module does not know in detail still gets its truth (compiled on its own) with no value.
 use super::sql::{ident, literal, typed};
 use super::{compile, is_uuid, root_alias, Catalog, Cx, Kind, Resolved};
 use crate::error::{KenbunError, Result, SqlState};

@@ -68,7 +68,8 @@ SELECT * FROM kenbun.segment_why('big', '3');
 SELECT path, result FROM kenbun.segment_why('us hot', ' 01 ') WHERE path IN ('segment', '$');
 
 -- 2. ad-hoc rules
-SELECT * FROM kenbun.segment_why('{"field":"vip","op":"is_set"}', '3');
+SELECT * FROM kenbun.segment_why('{"field":"vip","op":"is_set"}'::kenbun.segment_rule, '3');
+SELECT * FROM kenbun.segment_why('{"field":"vip","op":"is_set"}', '3');   -- rule text where a name goes
 SELECT * FROM kenbun.segment_why('{"all":[]}', '3');
 SELECT * FROM kenbun.segment_why('{"any":[{"field":"country","op":"neq","value":"US"},{"not":{"level":"engagement","op":"gte","value":"Hot"}}]}', '3');
 SELECT * FROM kenbun.segment_why('{"event":{"type":"page_view","where":{"field":"metadata.url","op":"eq","value":"/pricing"},"within":"30 days"}}', '2');
@@ -76,6 +77,10 @@ SELECT * FROM kenbun.segment_why('{"event":{"type":["page_view","demo_request"],
 SELECT * FROM kenbun.segment_why('{"account":{"leads":{"where":{"field":"score","op":"gt","value":50}}}}', '2');
 SELECT * FROM kenbun.segment_why('{"leads":{"where":{"field":"country","op":"eq","value":"US"}}}', '1', 'account');
 SELECT * FROM kenbun.segment_why('{"any":[{"field":"industry","op":"is_not_set"},{"segment":"big"}]}', '3', kind => 'account');
+-- the nodes of a "where": true when one counted row satisfies them, value how many do
+SELECT * FROM kenbun.segment_why('{"event":{"type":"page_view","where":{"any":[{"field":"metadata.url","op":"eq","value":"/pricing"},{"not":{"field":"metadata.url","op":"eq","value":"/docs"}}]}}}', '1');
+SELECT * FROM kenbun.segment_why('{"leads":{"where":{"all":[{"event":{"type":"page_view","where":{"field":"metadata.url","op":"eq","value":"/pricing"}}},{"field":"score","op":"gte","value":50}]}}}', '1', 'account');
+SELECT * FROM kenbun.segment_why('{"account":{"leads":{"where":{"field":"score","op":"gt","value":50},"count":{"op":"gte","value":2}}}}', '2');
 
 -- 3. the root agrees with the rule's own evaluation (kenbun.compile / segment_preview) for every
 -- member, and the tree's nodes are in document order
