@@ -38,12 +38,14 @@ SELECT kenbun.bind_events('events');
 SELECT kenbun.define_levels('engagement', 'score',
   '[{"name":"Cold","min":0},{"name":"Warm","min":25},{"name":"Hot","min":50},{"name":"On Fire","min":75}]');
 SELECT kenbun.map_field('lead', 'plan', 'attributes.plan', 'text');
+-- a segment is defined after the segments it references
 INSERT INTO kenbun.segments (name, kind, rule) VALUES
+  ('big', 'account', '{"field":"employees","op":"gte","value":100}'),
   ('us hot', 'lead', '{"all":[{"field":"country","op":"eq","value":"US"},{"field":"score","op":"gte","value":50},
                               {"event":{"type":"page_view","within":"30 days","count":{"op":"gte","value":3}}}]}'),
+  ('not us', 'lead', '{"not":{"field":"country","op":"eq","value":"US"}}');
+INSERT INTO kenbun.segments (name, kind, rule) VALUES
   ('saas', 'lead', '{"account":{"all":[{"field":"industry","op":"eq","value":"SaaS"},{"not":{"segment":"big"}}]}}'),
-  ('not us', 'lead', '{"not":{"field":"country","op":"eq","value":"US"}}'),
-  ('big', 'account', '{"field":"employees","op":"gte","value":100}'),
   ('warm or ref', 'lead', '{"any":[{"segment":"us hot"},{"level":"engagement","op":"in","value":["Warm","Hot"]},
                                    {"field":"attributes.seats","op":"gt","value":2},{"field":"plan","op":"eq","value":"pro"}]}'),
   ('busy', 'account', '{"all":[{"leads":{"where":{"event":{"type":"page_view"}},"count":{"op":"gte","value":2}}},
