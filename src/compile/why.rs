@@ -386,6 +386,18 @@ fn count_label(c: &Count) -> String {
     format!("×{op}{}", c.value)
 }
 
+/// The keys of an event or leads condition that `label` does not spell out (added to the rule
+/// language later: an aggregate, say), as ` key: value` in the canonical JSON, so that the label
+/// never hides what the condition asks.
+fn other_keys(r: &Rule, key: &str, known: &[&str]) -> String {
+    let doc = r.to_json();
+    let Some(obj) = doc.get(key).and_then(|v| v.as_object()) else { return String::new() };
+    obj.iter()
+        .filter(|(k, _)| !known.contains(&k.as_str()))
+        .map(|(k, v)| format!(" {k}: {v}"))
+        .collect()
+}
+
 /// A short human form of a node (its children are rows of their own).
 pub fn label(r: &Rule) -> String {
     #[allow(unreachable_patterns)]
@@ -420,6 +432,7 @@ pub fn label(r: &Rule) -> String {
             if let Some(w) = &e.within {
                 s.push_str(&format!(" within {w}"));
             }
+            s.push_str(&other_keys(r, "event", &["type", "where", "within", "count"]));
             s
         }
         Rule::Leads(l) => {
@@ -428,6 +441,7 @@ pub fn label(r: &Rule) -> String {
                 s.push(' ');
                 s.push_str(&count_label(&l.count));
             }
+            s.push_str(&other_keys(r, "leads", &["where", "count"]));
             s
         }
         Rule::Segment(s, _) => format!("segment {}", json!(s)),
