@@ -60,6 +60,11 @@ enum Ctx {
     },
 }
 
+/// The aliases of SQL nested `d` levels down are numbered from `STRIDE * (d + 1)`: more than a
+/// rule's conditions can take (`MAX_EXPANDED`), so that the ranges of two levels never meet.
+const STRIDE: usize = 100_000;
+const _: () = assert!(super::MAX_EXPANDED < STRIDE);
+
 struct Planner<'a> {
     cat: &'a Catalog,
     /// The kind of the rule (of the member).
@@ -98,7 +103,7 @@ impl Planner<'_> {
     /// the enclosing levels, so none shadows an alias that the nested SQL refers to.
     fn cx(&self, depth: usize) -> Cx<'_> {
         let mut cx = Cx::new(self.cat, self.kind, vec![]);
-        cx.n = 1000 * (depth + 1);
+        cx.n = STRIDE * (depth + 1);
         cx
     }
 
@@ -192,7 +197,7 @@ impl Planner<'_> {
                 self.push(path, depth, label(r), truth, v);
                 let sub = Ctx::Sub {
                     body,
-                    alias: format!("a_{}", 1000 * (depth + 1) - 1),
+                    alias: format!("a_{}", STRIDE * (depth + 1) - 1),
                     kind: Kind::Account,
                     counted: None,
                     outer: Box::new(ctx.clone()),
@@ -275,7 +280,7 @@ impl Planner<'_> {
         let acc_key = leads.account_key.clone()?;
         let key = acc.key.clone()?;
         let table = acc.qualified();
-        let a = format!("a_{}", 1000 * (depth + 1) - 1);
+        let a = format!("a_{}", STRIDE * (depth + 1) - 1);
         let k = format!("{alias}.{}", ident(&acc_key));
         let v = format!(
             "(CASE WHEN {k} IS NULL THEN 'null (no account)' \

@@ -150,16 +150,16 @@ fn account_children_read_the_account() {
     assert!(v.contains(r#"(no such account)"#), "{v}");
     assert_eq!(
         p[2].truth,
-        r#"EXISTS (SELECT 1 FROM "public"."accounts" AS a_999 WHERE a_999."id" = l."account_id" AND ((a_999."industry" = 'SaaS'::text)))"#
+        r#"EXISTS (SELECT 1 FROM "public"."accounts" AS a_99999 WHERE a_99999."id" = l."account_id" AND ((a_99999."industry" = 'SaaS'::text)))"#
     );
     assert_eq!(
         p[2].value.as_deref(),
-        Some(r#"COALESCE((SELECT COALESCE(pg_catalog.to_jsonb(a_999."industry")::text, 'null') FROM "public"."accounts" AS a_999 WHERE a_999."id" = l."account_id" LIMIT 1), '(no account)')"#)
+        Some(r#"COALESCE((SELECT COALESCE(pg_catalog.to_jsonb(a_99999."industry")::text, 'null') FROM "public"."accounts" AS a_99999 WHERE a_99999."id" = l."account_id" LIMIT 1), '(no account)')"#)
     );
     // a negated condition on a missing account is false too: the account's conditions hold of no row
-    assert!(p[3].truth.starts_with(r#"EXISTS (SELECT 1 FROM "public"."accounts" AS a_999 WHERE a_999."id" = l."account_id" AND ((("#), "{}", p[3].truth);
+    assert!(p[3].truth.starts_with(r#"EXISTS (SELECT 1 FROM "public"."accounts" AS a_99999 WHERE a_99999."id" = l."account_id" AND ((("#), "{}", p[3].truth);
     let seg = p[4].value.as_deref().unwrap();
-    assert!(seg.contains(r#"FROM kenbun.account_members AS m WHERE m.segment_id = 8 AND m."account_id" = a_999."id""#), "{seg}");
+    assert!(seg.contains(r#"FROM kenbun.account_members AS m WHERE m.segment_id = 8 AND m."account_id" = a_99999."id""#), "{seg}");
     assert!(seg.contains(r#"'member of "big"'"#), "{seg}");
 }
 
@@ -169,16 +169,16 @@ fn event_and_leads_values_are_counts() {
     let v = p[3].value.as_deref().unwrap();
     assert_eq!(
         v,
-        r#"(SELECT CASE WHEN pg_catalog.count(*) = 1 THEN '1 event' ELSE pg_catalog.count(*)::text || ' events' END FROM "app"."events" AS e_2001 WHERE e_2001."lead_id" = l."id" AND e_2001."type" IN ('page_view'::text) AND e_2001."occurred_at" >= (pg_catalog.now() - '30 days'::interval))"#
+        r#"(SELECT CASE WHEN pg_catalog.count(*) = 1 THEN '1 event' ELSE pg_catalog.count(*)::text || ' events' END FROM "app"."events" AS e_200001 WHERE e_200001."lead_id" = l."id" AND e_200001."type" IN ('page_view'::text) AND e_200001."occurred_at" >= (pg_catalog.now() - '30 days'::interval))"#
     );
     // an exists condition counts the same rows
     let p = plan_of(r#"{"not":{"event":{"type":"demo"}}}"#, Kind::Lead);
-    assert!(p[1].value.as_deref().unwrap().contains(r#"e_2001."type" IN ('demo'::text)"#));
+    assert!(p[1].value.as_deref().unwrap().contains(r#"e_200001."type" IN ('demo'::text)"#));
     assert_eq!(p[0].truth, r#"COALESCE((EXISTS (SELECT 1 FROM "app"."events" AS e_1 WHERE e_1."lead_id" = l."id" AND e_1."type" IN ('demo'::text)) IS NOT TRUE), false)"#);
     let p = plan_of(r#"{"leads":{"where":{"field":"score","op":"gt","value":50}}}"#, Kind::Account);
     assert_eq!(
         p[0].value.as_deref(),
-        Some(r#"(SELECT CASE WHEN pg_catalog.count(*) = 1 THEN '1 lead' ELSE pg_catalog.count(*)::text || ' leads' END FROM "public"."leads" AS l_1001 WHERE l_1001."account_id" = a."id" AND (l_1001."score" > '50'::bigint))"#)
+        Some(r#"(SELECT CASE WHEN pg_catalog.count(*) = 1 THEN '1 lead' ELSE pg_catalog.count(*)::text || ' leads' END FROM "public"."leads" AS l_100001 WHERE l_100001."account_id" = a."id" AND (l_100001."score" > '50'::bigint))"#)
     );
     assert_eq!(probe_body("EXISTS (SELECT 1)", "t", "x"), None);
     assert_eq!(probe_body(&format!("((SELECT pg_catalog.sum(x) FROM t AS x WHERE c) >= {})", i64::MAX), "t", "x"), None);
@@ -312,14 +312,14 @@ fn where_nodes_count_the_rows_they_hold_for() {
             ("$.event.where.any[1].not", 3, "metadata.url is_set"),
         ]
     );
-    let base = r#""app"."events" AS e_1001 WHERE e_1001."lead_id" = l."id" AND e_1001."type" IN ('page_view'::text) AND e_1001."occurred_at" >= (pg_catalog.now() - '30 days'::interval)"#;
+    let base = r#""app"."events" AS e_100001 WHERE e_100001."lead_id" = l."id" AND e_100001."type" IN ('page_view'::text) AND e_100001."occurred_at" >= (pg_catalog.now() - '30 days'::interval)"#;
     assert_eq!(
         p[2].truth,
-        format!(r#"EXISTS (SELECT 1 FROM {base} AND (((e_1001."metadata" ->> 'url') = '/pricing'::text)))"#)
+        format!(r#"EXISTS (SELECT 1 FROM {base} AND (((e_100001."metadata" ->> 'url') = '/pricing'::text)))"#)
     );
     assert_eq!(
         p[2].value.as_deref().unwrap(),
-        format!(r#"(SELECT CASE WHEN pg_catalog.count(*) = 1 THEN '1 event' ELSE pg_catalog.count(*)::text || ' events' END FROM {base} AND (((e_1001."metadata" ->> 'url') = '/pricing'::text)))"#)
+        format!(r#"(SELECT CASE WHEN pg_catalog.count(*) = 1 THEN '1 event' ELSE pg_catalog.count(*)::text || ' events' END FROM {base} AND (((e_100001."metadata" ->> 'url') = '/pricing'::text)))"#)
     );
     // a group in counted rows shows its count, not "k of n"
     let r = rows(&p, &[Some(false), Some(true), Some(true), Some(false), Some(true)], &[None, Some("2 events".into()), None, None, None]);
@@ -328,19 +328,19 @@ fn where_nodes_count_the_rows_they_hold_for() {
     let p = plan_of(r#"{"leads":{"where":{"all":[{"event":{"type":"demo"}},{"field":"score","op":"gt","value":50}]}}}"#, Kind::Account);
     let got: Vec<&str> = p.iter().map(|n| n.path.as_str()).collect();
     assert_eq!(got, vec!["$", "$.leads.where", "$.leads.where.all[0]", "$.leads.where.all[1]"]);
-    assert!(p[2].truth.starts_with(r#"EXISTS (SELECT 1 FROM "public"."leads" AS l_1001 WHERE l_1001."account_id" = a."id" AND (EXISTS (SELECT 1 FROM "app"."events" AS e_3001 WHERE e_3001."lead_id" = l_1001."id""#), "{}", p[2].truth);
+    assert!(p[2].truth.starts_with(r#"EXISTS (SELECT 1 FROM "public"."leads" AS l_100001 WHERE l_100001."account_id" = a."id" AND (EXISTS (SELECT 1 FROM "app"."events" AS e_300001 WHERE e_300001."lead_id" = l_100001."id""#), "{}", p[2].truth);
     assert!(p[2].value.as_deref().unwrap().contains("' leads'"));
     let p = plan_of(r#"{"account":{"leads":{"where":{"field":"score","op":"gt","value":50},"count":{"op":"gte","value":2}}}}"#, Kind::Lead);
     let got: Vec<&str> = p.iter().map(|n| n.path.as_str()).collect();
     assert_eq!(got, vec!["$", "$.account", "$.account.leads.where"]);
-    // the leads of the lead's account (l_2001 over a_999 over l)
+    // the leads of the lead's account (l_200001 over a_99999 over l)
     assert_eq!(
         p[2].truth,
-        r#"EXISTS (SELECT 1 FROM "public"."accounts" AS a_999 WHERE a_999."id" = l."account_id" AND (EXISTS (SELECT 1 FROM "public"."leads" AS l_2001 WHERE l_2001."account_id" = a_999."id" AND ((l_2001."score" > '50'::bigint)))))"#
+        r#"EXISTS (SELECT 1 FROM "public"."accounts" AS a_99999 WHERE a_99999."id" = l."account_id" AND (EXISTS (SELECT 1 FROM "public"."leads" AS l_200001 WHERE l_200001."account_id" = a_99999."id" AND ((l_200001."score" > '50'::bigint)))))"#
     );
     assert_eq!(
         p[2].value.as_deref().unwrap(),
-        r#"COALESCE((SELECT (SELECT CASE WHEN pg_catalog.count(*) = 1 THEN '1 lead' ELSE pg_catalog.count(*)::text || ' leads' END FROM "public"."leads" AS l_2001 WHERE l_2001."account_id" = a_999."id" AND ((l_2001."score" > '50'::bigint))) FROM "public"."accounts" AS a_999 WHERE a_999."id" = l."account_id" LIMIT 1), '(no account)')"#
+        r#"COALESCE((SELECT (SELECT CASE WHEN pg_catalog.count(*) = 1 THEN '1 lead' ELSE pg_catalog.count(*)::text || ' leads' END FROM "public"."leads" AS l_200001 WHERE l_200001."account_id" = a_99999."id" AND ((l_200001."score" > '50'::bigint))) FROM "public"."accounts" AS a_99999 WHERE a_99999."id" = l."account_id" LIMIT 1), '(no account)')"#
     );
     assert!(p[1].value.as_deref().unwrap().contains("' leads'"));
 }
