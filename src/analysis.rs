@@ -1,6 +1,7 @@
 //! Troubleshooting functions that need the compiler: diagnose, lint, explain, level distribution.
 use crate::api::{compile_rule, cached_catalog, parse_kind, raise, segment_rule};
 use crate::compile::analyze::{self, DiagRow};
+use crate::compile::why;
 use crate::compile::sql::{ident, literal};
 use crate::compile::{self, root_alias, Catalog, Kind};
 use crate::error::{did_you_mean, KenbunError, SqlState};
@@ -11,7 +12,7 @@ use serde_json::Value;
 extension_sql_file!(
     "../sql/analysis.sql",
     name = "analysis",
-    requires = ["segments", _rule_query]
+    requires = ["segments", _rule_query, segment_why_saved, segment_why_rule]
 );
 
 extension_sql_file!("../sql/manual.sql", name = "manual", requires = ["analysis"]);
@@ -65,7 +66,17 @@ fn saved(name: &str) -> (Kind, Rule, bool) {
         )))
     })
     .unwrap_or_else(|e| spi_err(e));
-    let Some((kind, rule, active)) = row else {
+    let Some((kind, rule, active)) = row else { no_segment(name) };
+    (
+        parse_kind(&kind),
+        Rule::parse_text(&rule).unwrap_or_else(|e| raise(e)),
+        active,
+    )
+}
+
+/// 42704 for a saved segment that does not exist, with the closest name.
+fn no_segment(name: &str) -> ! {
+    {
         let names: Vec<String> = Spi::connect(|c| {
             let mut v = vec![];
             for r in c.select("SELECT name FROM kenbun.segments", None, &[])? {
@@ -79,12 +90,7 @@ fn saved(name: &str) -> (Kind, Rule, bool) {
             Some(h) => e.hint(h),
             None => e.hint("the saved segments are listed in kenbun.segments"),
         })
-    };
-    (
-        parse_kind(&kind),
-        Rule::parse_text(&rule).unwrap_or_else(|e| raise(e)),
-        active,
-    )
+    }
 }
 
 fn count_all(cat: &Catalog, kind: Kind, exprs: &[String]) -> Vec<i64> {
@@ -464,4 +470,139 @@ fn segment_levels(name: &str, levels: &str) -> TableIterator<'static, (name!(tie
     let mut out: Vec<(String, i64)> = names.into_iter().zip(counts).collect();
     out.push(("(none)".into(), total - in_tiers));
     TableIterator::new(out)
+}
+
+// the #[pg_extern] functions spell this type out: pgrx's SQL generation does not see through an alias
+type WhyRows = TableIterator<
+    'static,
+    (
+        name!(path, String),
+        name!(condition, String),
+        name!(result, bool),
+        name!(value, Option<String>),
+    ),
+>;
+
+fn why_table(rows: Vec<why::WhyRow>) -> WhyRows {
+    TableIterator::new(rows.into_iter().map(|r| (r.path, r.condition, r.result, r.value)))
+}
+
+/// Evaluates a plan for one member in one query: each node's truth and value, and the `extra`
+/// boolean columns. Raises kenbun's errors for a member id of the wrong type or that no row has.
+fn why_eval(
+    nodes: &[why::WhyNode],
+    kind: Kind,
+    cat: &Catalog,
+    member_id: &str,
+    extra: &[String],
+) -> (Vec<Option<bool>>, Vec<Option<String>>, Vec<Option<bool>>) {
+    why::check_member_id(member_id, kind, cat).unwrap_or_else(|e| raise(e));
+    let q = why::member_query(nodes, kind, cat, extra).unwrap_or_else(|e| raise(e));
+    let row = Spi::connect(|c| {
+        let t = c.select(&q, Some(1), &[member_id.into()])?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let r = t.first();
+        let truths = r.get::<Vec<Option<bool>>>(1)?.unwrap_or_default();
+        let values = r.get::<Vec<Option<String>>>(2)?.unwrap_or_default();
+        let more = (0..extra.len())
+            .map(|i| r.get::<bool>(3 + i))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok::<_, pgrx::spi::SpiError>(Some((truths, values, more)))
+    })
+    .unwrap_or_else(|e| spi_err(e));
+    row.unwrap_or_else(|| raise(why::no_member(member_id, kind, cat)))
+}
+
+/// Why a member is (not) in a saved segment: the membership row, then the rule's tree.
+#[pg_extern(stable, name = "segment_why")]
+#[search_path(pg_catalog, pg_temp)]
+fn segment_why_saved(segment: &str, member_id: &str) -> TableIterator<
+    'static,
+    (
+        name!(path, String),
+        name!(condition, String),
+        name!(result, bool),
+        name!(value, Option<String>),
+    ),
+> {
+    let row = Spi::connect(|c| {
+        let t = c.select(why::SEGMENT_SQL, Some(1), &[segment.into()])?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let r = t.first();
+        Ok::<_, pgrx::spi::SpiError>(Some((
+            r.get::<i64>(1)?.unwrap_or_default(),
+            r.get::<String>(2)?.unwrap_or_default(),
+            r.get::<String>(3)?,
+            r.get::<bool>(4)?.unwrap_or(false),
+            r.get::<String>(5)?.unwrap_or_default(),
+            r.get::<String>(6)?,
+            r.get::<bool>(7)?.unwrap_or(false),
+        )))
+    })
+    .unwrap_or_else(|e| spi_err(e));
+    let Some((id, kind, rule, active, status, ty, has_overrides)) = row else {
+        // rule text where a name goes (an unknown literal resolves to this overload), as segment_diagnose takes it
+        if segment.trim_start().starts_with('{') {
+            return why_adhoc(Rule::parse_text(segment).unwrap_or_else(|e| raise(e)), member_id, Kind::Lead);
+        }
+        no_segment(segment)
+    };
+    let seg = why::SavedSegment {
+        id,
+        name: segment.to_string(),
+        kind: parse_kind(&kind),
+        active,
+        status,
+        static_list: ty.as_deref() == Some("static"),
+        has_overrides,
+    };
+    let cat = cached_catalog();
+    let extra = why::membership_sql(&seg, &cat).unwrap_or_else(|e| raise(e));
+    // a static segment's rule, if any, is not evaluated: its membership is a hand-kept list
+    let (nodes, time_dependent) = match rule {
+        Some(text) if !seg.static_list => {
+            let r = Rule::parse_text(&text).unwrap_or_else(|e| raise(e));
+            let c = compile_rule(&r, seg.kind, &cat, Some(segment));
+            (why::plan(&r, seg.kind, &cat).unwrap_or_else(|e| raise(e)), c.time_dependent)
+        }
+        _ => (vec![], false),
+    };
+    let (truths, values, more) = why_eval(&nodes, seg.kind, &cat, member_id, &extra);
+    let in_members = more.first().copied().flatten().unwrap_or(false);
+    let over = more.get(1).copied().flatten();
+    let by_rule = (!nodes.is_empty()).then(|| truths.first().copied().flatten().unwrap_or(false));
+    let mut out = vec![why::segment_row(&seg, in_members, over, by_rule, time_dependent)];
+    out.extend(why::rows(&nodes, &truths, &values));
+    why_table(out)
+}
+
+/// Why a member does (not) match an ad-hoc rule: the rule's tree.
+#[pg_extern(stable, name = "segment_why")]
+#[search_path(pg_catalog, pg_temp)]
+fn segment_why_rule(
+    rule: segment_rule,
+    member_id: &str,
+    kind: default!(&str, "'lead'"),
+) -> TableIterator<
+    'static,
+    (
+        name!(path, String),
+        name!(condition, String),
+        name!(result, bool),
+        name!(value, Option<String>),
+    ),
+> {
+    why_adhoc(rule.rule(), member_id, parse_kind(kind))
+}
+
+fn why_adhoc(r: Rule, member_id: &str, kind: Kind) -> WhyRows {
+    let cat = cached_catalog();
+    compile_rule(&r, kind, &cat, None);
+    let nodes = why::plan(&r, kind, &cat).unwrap_or_else(|e| raise(e));
+    let (truths, values, _) = why_eval(&nodes, kind, &cat, member_id, &[]);
+    why_table(why::rows(&nodes, &truths, &values))
 }

@@ -4,6 +4,7 @@ pub mod analyze;
 pub mod catalog;
 pub mod maintain;
 pub mod sql;
+pub mod why;
 
 pub use catalog::{Binding, Catalog, Kind};
 
