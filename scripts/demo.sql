@@ -63,6 +63,15 @@ SELECT 1 + floor(random() * 5000)::int,
 FROM generate_series(1, 60000) g
 CROSS JOIN LATERAL (SELECT (ARRAY['page_view','page_view','page_view','email_open','email_click','demo_request','signup'])[1 + floor(random() * 7)::int + (g * 0)] AS type) t;
 CREATE INDEX ON app.events (lead_id, type, occurred_at);
+-- (0.6.0) tags, trial end dates and purchases with amounts, derived from the ids (no random(): the
+-- data above stays what it was)
+UPDATE app.leads SET attributes = attributes || jsonb_build_object(
+    'tags', (ARRAY['["vip"]', '["beta","vip"]', '[]', '["beta"]', '["partner"]'])[1 + id % 5]::jsonb,
+    'trial_ends', (now() + (id % 40 - 10) * interval '1 day')::text)
+ WHERE attributes ->> 'plan' = 'trial' OR id % 3 = 0;
+INSERT INTO app.events (lead_id, type, occurred_at, metadata)
+SELECT i, 'purchase', now() - (i * 7 % 120) * interval '1 day', jsonb_build_object('amount', 20 + i * 37 % 480)
+FROM generate_series(1, 5000, 3) i;
 ANALYZE app.accounts; ANALYZE app.leads; ANALYZE app.events;
 
 \echo
