@@ -43,13 +43,15 @@ mod tests {
                                 WHEN 1 THEN jsonb_build_object('plan', 'pro', 'seats', i % 10)
                                 WHEN 2 THEN jsonb_build_object('plan', 'free', 'seats', 'many')
                                 WHEN 3 THEN jsonb_build_object('plan', NULL)
-                                ELSE jsonb_build_object('plan', (ARRAY['pro','team','free'])[1 + i % 3], 'seats', (i * 3) % 20) END
+                                ELSE jsonb_build_object('plan', (ARRAY['pro','team','free'])[1 + i % 3], 'seats', (i * 3) % 20,
+                                                        'tags', (ARRAY['["a"]', '["a","b"]', '[]', '"a"', '["c","b"]'])[1 + i % 5]::jsonb) END
               FROM generate_series(1, 300) i;
             INSERT INTO d_events
               SELECT 1 + (j * 31) % 300,
                      (ARRAY['page_view','page_view','email_open','demo_request'])[1 + j % 4],
                      now() - ((j * 7) % 60) * interval '1 day' - interval '1 hour',
-                     jsonb_build_object('url', (ARRAY['/pricing','/home','/blog'])[1 + j % 3])
+                     jsonb_build_object('url', (ARRAY['/pricing','/home','/blog'])[1 + j % 3],
+                                        'amount', CASE j % 6 WHEN 0 THEN NULL WHEN 1 THEN to_jsonb('n/a'::text) ELSE to_jsonb((j * 13) % 200) END)
               FROM generate_series(1, 900) j;
             SELECT kenbun.bind_leads('d_leads', 'id', 'account_id');
             SELECT kenbun.bind_accounts('d_accounts');
@@ -121,7 +123,7 @@ mod tests {
             };
         }
         let c = |e: String| format!("COALESCE({e}, false)");
-        match r.below(14) {
+        match r.below(19) {
             0 => {
                 let v = *r.pick(&["US", "CA", "us", "DE", "Fr"]);
                 let (op, s) = *r.pick(&[("eq", "="), ("neq", "<>"), ("gt", ">"), ("lte", "<=")]);
@@ -286,6 +288,73 @@ mod tests {
                     c(format!(
                         "(SELECT a.industry = '{v}' FROM d_accounts a WHERE a.id = {t}.account_id)"
                     )),
+                )
+            }
+            14 => {
+                // multi-value operators over a JSON array (0.6.0), against a hand-written element test
+                let vals: &[&str] = r.pick(&[&["a"][..], &["a", "b"][..], &["b", "c"][..]]);
+                let op = *r.pick(&["has_any", "has_all", "has_none"]);
+                let list = vals.iter().map(|v| format!("'{v}'")).collect::<Vec<_>>().join(",");
+                let elems = format!("jsonb_array_elements_text(CASE WHEN jsonb_typeof({t}.attributes -> 'tags') = 'array' THEN {t}.attributes -> 'tags' END)");
+                let any = format!("EXISTS (SELECT 1 FROM {elems} e WHERE e IN ({list}))");
+                let all = format!("((SELECT count(DISTINCT e) FROM {elems} e WHERE e IN ({list})) = {})", vals.len());
+                let json = serde_json::to_string(vals).unwrap();
+                (
+                    format!(r#"{{"field":"attributes.tags","op":"{op}","value":{json}}}"#),
+                    match op {
+                        "has_any" => any,
+                        "has_all" => all,
+                        _ => format!("NOT {any}"),
+                    },
+                )
+            }
+            15 => {
+                // an aggregate of a metadata number (0.6.0): non-numbers skipped; no events: sum 0, avg none
+                let ty = *r.pick(&["page_view", "email_open", "demo_request"]);
+                let f = *r.pick(&["sum", "avg", "max", "min"]);
+                let n = r.below(if f == "sum" { 600 } else { 200 });
+                let (op, s) = *r.pick(&[("gte", ">="), ("lt", "<"), ("gt", ">")]);
+                let num = "CASE WHEN jsonb_typeof(e.metadata -> 'amount') = 'number' THEN (e.metadata ->> 'amount')::numeric END";
+                let agg = if f == "sum" { format!("COALESCE(sum({num}), 0)") } else { format!("{f}({num})") };
+                (
+                    format!(r#"{{"event":{{"type":"{ty}","{f}":{{"field":"metadata.amount","op":"{op}","value":{n}}}}}}}"#),
+                    c(format!("((SELECT {agg} FROM d_events e WHERE e.lead_id = {t}.id AND e.type = '{ty}') {s} {n})")),
+                )
+            }
+            16 => {
+                // a sequence of two event types (0.6.0), as a self-join
+                let a = *r.pick(&["page_view", "email_open"]);
+                let b = *r.pick(&["demo_request", "email_open", "page_view"]);
+                let g = 1 + r.below(30);
+                (
+                    format!(r#"{{"sequence":{{"steps":[{{"type":"{a}"}},{{"type":"{b}"}}],"max_gap":"{g} days"}}}}"#),
+                    format!("EXISTS (SELECT 1 FROM d_events x JOIN d_events y ON y.lead_id = x.lead_id WHERE x.lead_id = {t}.id AND x.type = '{a}' AND y.type = '{b}' AND y.occurred_at > x.occurred_at AND y.occurred_at <= x.occurred_at + interval '{g} days')"),
+                )
+            }
+            17 => {
+                // first_within and stopped (0.6.0); event times are whole days minus an hour, windows whole days
+                let ty = *r.pick(&["page_view", "email_open", "demo_request"]);
+                let d = 1 + r.below(60);
+                if r.below(2) == 0 {
+                    (
+                        format!(r#"{{"event":{{"type":"{ty}","first_within":"{d} days"}}}}"#),
+                        c(format!("(SELECT min(e.occurred_at) FROM d_events e WHERE e.lead_id = {t}.id AND e.type = '{ty}') >= now() - interval '{d} days'")),
+                    )
+                } else {
+                    let m = 1 + r.below(3);
+                    (
+                        format!(r#"{{"event":{{"type":"{ty}","stopped":"{d} days","min_before":{m}}}}}"#),
+                        format!("((SELECT count(*) FROM d_events e WHERE e.lead_id = {t}.id AND e.type = '{ty}' AND e.occurred_at < now() - interval '{d} days') >= {m} AND NOT EXISTS (SELECT 1 FROM d_events e WHERE e.lead_id = {t}.id AND e.type = '{ty}' AND e.occurred_at >= now() - interval '{d} days'))"),
+                    )
+                }
+            }
+            18 => {
+                // a window in the past (0.6.0)
+                let a = 10 + r.below(80);
+                let b = r.below(a);
+                (
+                    format!(r#"{{"field":"last_seen_at","op":"between_ago","value":["{a} days","{b} days"]}}"#),
+                    c(format!("{t}.last_seen_at >= now() - interval '{a} days' AND {t}.last_seen_at < now() - interval '{b} days'")),
                 )
             }
             _ => {

@@ -445,6 +445,8 @@ fn snapshot(c: &mut Client) -> BTreeSet<String> {
            UNION ALL SELECT 'rule ' || rulename || ' on ' || ev_class::regclass::text FROM pg_catalog.pg_rewrite r
             JOIN pg_catalog.pg_class c ON c.oid = r.ev_class JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+              -- the views kenbun creates when a kind is bound (kenbun.lead_segment_members, …)
+              AND NOT (n.nspname = 'kenbun' AND c.relkind = 'v' AND r.rulename = '_RETURN')
            UNION ALL SELECT 'publication ' || pubname FROM pg_catalog.pg_publication
            UNION ALL SELECT 'db acl ' || COALESCE(datacl::text, '') FROM pg_catalog.pg_database WHERE datname = current_database()
            UNION ALL SELECT 'role setting ' || setrole::regrole::text || ' ' || setconfig::text FROM pg_catalog.pg_db_role_setting"#,
@@ -1602,6 +1604,61 @@ const BUILD: &str = "kenbun.segment_build(text)";
 const REFRESH_ONLINE: &str = "kenbun.segment_refresh_concurrently(text)";
 const REPAIR_ONLINE: &str = "kenbun.segment_repair_concurrently(text)";
 const IMPORT: &str = "kenbun.import_definitions(jsonb,boolean)";
+const ADD: &str = "kenbun.segment_add(text,text[])";
+const ADD_ANY: &str = "kenbun.segment_add(text,anyarray)";
+const REMOVE: &str = "kenbun.segment_remove(text,text[])";
+const REMOVE_ANY: &str = "kenbun.segment_remove(text,anyarray)";
+const INCLUDE: &str = "kenbun.segment_include(text,text[])";
+const EXCLUDE: &str = "kenbun.segment_exclude(text,text[])";
+const CLEAR: &str = "kenbun.segment_clear_override(text,text[])";
+const SNAPSHOT: &str = "kenbun.segment_snapshot(text,text)";
+const WHY: &str = "kenbun.segment_why(text,text)";
+const WHY_RULE: &str = "kenbun.segment_why(kenbun.segment_rule,text,text)";
+const LEAD_HISTORY: &str = "kenbun.lead_history(text,timestamp with time zone)";
+
+/// Static lists, overrides, segment_why and lead_history (0.6.0) with hostile member keys and names:
+/// a key that is not a lead is 23503 and changes nothing, one that is goes in and out verbatim.
+fn manual_memberships(cx: &mut Ctx, members: &[String]) {
+    cx.exec("INSERT INTO kenbun.segments (name, kind, type) VALUES ('inj static', 'lead', 'static')");
+    cx.exec("INSERT INTO kenbun.segments (name, kind, rule) VALUES ('inj dyn', 'lead', '{\"any\":[]}')");
+    let hostile = corpus();
+    for (k, m) in members.iter().map(|m| (true, m.clone())).chain(hostile.iter().map(|h| (false, format!("{h}\u{1}nolead")))).enumerate().map(|(i, (_, m))| (i, m)) {
+        let w = format!("id={}", short(&m));
+        let exists = members.contains(&m);
+        let e = || if exists { Expect::Ok } else { Expect::Err(vec!["23503"]) };
+        cx.call(ADD, &["ids"], &w, "SELECT kenbun.segment_add('inj static', ARRAY[$1])", &[&m], e());
+        if exists {
+            let rows = cx.call(LEAD_HISTORY, &["lead_id"], &w, "SELECT segment, change, reason FROM kenbun.lead_history($1) WHERE segment = 'inj static'", &[&m], Expect::Ok);
+            if rows.is_some_and(|r| r.is_empty()) {
+                cx.fail(format!("lead_history({}) misses its segment_add", short(&m)));
+            }
+            let rows = cx.call(WHY, &["member_id"], &w, "SELECT result FROM kenbun.segment_why('inj static', $1) WHERE path = 'segment'", &[&m], Expect::Ok);
+            if !rows.is_some_and(|r| r.len() == 1 && r[0].get::<_, bool>(0)) {
+                cx.fail(format!("segment_why says {} is not in the list it was added to", short(&m)));
+            }
+        } else {
+            cx.call(LEAD_HISTORY, &["lead_id"], &w, "SELECT * FROM kenbun.lead_history($1)", &[&m], Expect::Ok);
+            cx.call(WHY, &["member_id"], &w, "SELECT * FROM kenbun.segment_why('inj static', $1)", &[&m], Expect::Err(vec!["22023"]));
+        }
+        if let Some(first) = members.first() {
+            let rule = json!({"field": L_COL, "op": "eq", "value": m}).to_string();
+            cx.call(WHY_RULE, &["rule"], &w, "SELECT * FROM kenbun.segment_why($1::text::kenbun.segment_rule, $2)", &[&rule, first], Expect::OkOr(vec!["54000"]));
+        }
+        cx.call(WHY_RULE, &["member_id", "kind"], &w, "SELECT * FROM kenbun.segment_why('{\"all\":[]}', $1, $1)", &[&m], Expect::Err(vec!["22023"]));
+        cx.call(REMOVE, &["ids"], &w, "SELECT kenbun.segment_remove('inj static', ARRAY[$1])", &[&m], e());
+        cx.call(INCLUDE, &["ids"], &w, "SELECT kenbun.segment_include('inj dyn', ARRAY[$1])", &[&m], e());
+        cx.call(EXCLUDE, &["ids"], &w, "SELECT kenbun.segment_exclude('inj dyn', ARRAY[$1])", &[&m], e());
+        cx.call(CLEAR, &["ids"], &w, "SELECT kenbun.segment_clear_override('inj dyn', ARRAY[$1])", &[&m], e());
+        if k % 4 == 0 {
+            let new_name = format!("{m} snapshot");
+            let expect = if new_name.chars().count() > 255 { Expect::Err(vec!["22001"]) } else { Expect::OkOr(vec!["23505"]) };
+            cx.call(SNAPSHOT, &["new_name"], &w, "SELECT kenbun.segment_snapshot('inj dyn', $1)", &[&new_name], expect);
+        }
+    }
+    let left: i64 = cx.c.query_one("SELECT (SELECT count(*) FROM kenbun.member_overrides) + (SELECT count(*) FROM kenbun.lead_segment_members WHERE segment_name = 'inj static')", &[]).unwrap().get(0);
+    cx.check("overrides and list members left after clearing and removing every key", left, 0);
+    cx.exec("DELETE FROM kenbun.segments WHERE name IN ('inj static', 'inj dyn') OR (type = 'static' AND name LIKE '% snapshot')");
+}
 
 /// Every function that takes a segment name, for a name that does not exist: 42704.
 fn missing_names(cx: &mut Ctx, n: &str) {
@@ -1707,6 +1764,20 @@ fn missing_names(cx: &mut Ctx, n: &str) {
         &[&n],
         e(),
     );
+    cx.call(ADD, &["name"], &w, "SELECT kenbun.segment_add($1, ARRAY['1'])", &[&n], e());
+    cx.call(ADD_ANY, &["name"], &w, "SELECT kenbun.segment_add($1, ARRAY[1])", &[&n], e());
+    cx.call(REMOVE, &["name"], &w, "SELECT kenbun.segment_remove($1, ARRAY['1'])", &[&n], e());
+    cx.call(REMOVE_ANY, &["name"], &w, "SELECT kenbun.segment_remove($1, ARRAY[1])", &[&n], e());
+    cx.call(INCLUDE, &["name"], &w, "SELECT kenbun.segment_include($1, ARRAY['1'])", &[&n], e());
+    cx.call(EXCLUDE, &["name"], &w, "SELECT kenbun.segment_exclude($1, ARRAY['1'])", &[&n], e());
+    cx.call(CLEAR, &["name"], &w, "SELECT kenbun.segment_clear_override($1, ARRAY['1'])", &[&n], e());
+    cx.call(SNAPSHOT, &["name"], &w, "SELECT kenbun.segment_snapshot($1, 'x')", &[&n], e());
+    let why = if n.trim_start().starts_with('{') {
+        Expect::Err(vec!["42704", "22P02", "22023", "54000"])
+    } else {
+        e()
+    };
+    cx.call(WHY, &["segment"], &w, "SELECT * FROM kenbun.segment_why($1, '1')", &[&n], why);
     let diag = if n.trim_start().starts_with('{') {
         Expect::Err(vec!["42704", "22P02", "22023"])
     } else {
@@ -2114,6 +2185,14 @@ fn segments(cx: &mut Ctx, fx: &Fixture, lv: &[(String, String, String)]) -> Vec<
     ]) {
         missing_names(cx, &n);
     }
+    let keys: Vec<String> = cx
+        .c
+        .query(&format!("SELECT l.{}::text FROM {} AS l ORDER BY 1", qi(L_ID), fx.leads), &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    manual_memberships(cx, &keys);
     saved
 }
 
