@@ -277,12 +277,50 @@ fn field_condition() -> Value {
     o
 }
 
+fn level_op_description(op: LevelOp) -> &'static str {
+    match op {
+        LevelOp::Eq => "The value's tier is the tier; false when the value is missing or below the lowest tier.",
+        LevelOp::Neq => "The exact complement of eq, so true when the value is missing or below the lowest tier.",
+        LevelOp::Gt => "The value's tier comes after the tier; false when the value is missing or below the lowest tier.",
+        LevelOp::Gte => "The value's tier is the tier or comes after it; false when the value is missing or below the lowest tier.",
+        LevelOp::Lt => "The value's tier comes before the tier; false when the value is missing or below the lowest tier.",
+        LevelOp::Lte => "The value's tier is the tier or comes before it; false when the value is missing or below the lowest tier.",
+        LevelOp::In => "The value's tier is one of the tiers; false when the value is missing or below the lowest tier.",
+        LevelOp::NotIn => "The exact complement of in, so true when the value is missing or below the lowest tier.",
+    }
+}
+
+fn count_op_description(op: CountOp) -> &'static str {
+    match op {
+        CountOp::Eq => "Equal to the value.",
+        CountOp::Neq => "Not equal to the value.",
+        CountOp::Gt => "Greater than the value.",
+        CountOp::Gte => "Greater than or equal to the value.",
+        CountOp::Lt => "Less than the value.",
+        CountOp::Lte => "Less than or equal to the value.",
+    }
+}
+
+/// An operator property: the names as an `enum` (for validation and pickers) and each name's
+/// meaning as a `oneOf` of `const`s with a description.
+fn op_property<T: Copy>(ops: &[T], name: fn(T) -> &'static str, describe: fn(T) -> &'static str, description: &str) -> Value {
+    json!({
+        "description": description,
+        "enum": ops.iter().map(|&o| name(o)).collect::<Vec<_>>(),
+        "oneOf": ops.iter().map(|&o| json!({ "const": name(o), "description": describe(o) })).collect::<Vec<_>>(),
+    })
+}
+
 fn level_condition() -> Value {
-    let names: Vec<&str> = ALL_LEVEL_OPS.iter().map(|o| o.name()).collect();
     let lists: Vec<&str> = ALL_LEVEL_OPS.iter().filter(|o| o.takes_list()).map(|o| o.name()).collect();
     let p = props(LEVEL_KEYS, |k| match k {
         "level" => non_empty_string("The name of a level (defined with kenbun.define_levels)."),
-        "op" => json!({ "enum": names, "description": "Compares the tier of the level's field in the order of the tiers." }),
+        "op" => op_property(
+            ALL_LEVEL_OPS,
+            LevelOp::name,
+            level_op_description,
+            "Compares the tier of the level's field in the order of the tiers.",
+        ),
         "value" => json!({ "description": "A tier name; a non-empty array of tier names for in / not_in." }),
         other => panic!("level key \"{other}\" has no schema"),
     });
@@ -414,7 +452,6 @@ fn iso_datetime() -> Value {
 
 /// The shared definitions besides the constructs.
 fn helpers() -> Vec<(&'static str, Value)> {
-    let count_ops: Vec<&str> = ALL_COUNT_OPS.iter().map(|o| o.name()).collect();
     vec![
         ("event", event()),
         (
@@ -477,7 +514,7 @@ fn helpers() -> Vec<(&'static str, Value)> {
                 "A comparison of a count: {\"op\":…, \"value\": n}.",
             ),
         ),
-        ("count_op", json!({ "enum": count_ops, "description": "A comparison: equal, not equal, greater, greater or equal, less, less or equal." })),
+        ("count_op", op_property(ALL_COUNT_OPS, CountOp::name, count_op_description, "A comparison of a count or an aggregate with the value.")),
         (
             "non_negative_integer",
             json!({ "type": "integer", "minimum": 0, "maximum": i64::MAX, "description": "A whole number from 0, written without a fraction or exponent." }),
