@@ -763,9 +763,7 @@ impl Parser {
                 if let Some(h) = unknown.and_then(|k| did_you_mean(k, RULE_KEYS.iter().copied())) {
                     e = e.hint(h);
                 } else {
-                    e = e.hint(
-                        "a rule object has one of the keys all, any, not, field, level, account, event, leads, sequence, segment",
-                    );
+                    e = e.hint(format!("a rule object has one of the keys {}", RULE_KEYS.join(", ")));
                 }
                 return Err(e);
             }
@@ -897,7 +895,10 @@ impl Parser {
         let op = match obj.get("op") {
             Some(Value::String(s)) => LevelOp::from_name(s).ok_or_else(|| {
                 invalid(&op_path, format!("unknown level operator \"{s}\""))
-                    .hint("level operators are eq neq gt gte lt lte in not_in")
+                    .hint(format!(
+                        "level operators are {}",
+                        ALL_LEVEL_OPS.iter().map(|o| o.name()).collect::<Vec<_>>().join(" ")
+                    ))
             })?,
             Some(other) => {
                 return Err(invalid(
@@ -1162,7 +1163,10 @@ fn count_op(obj: &Map<String, Value>, path: &str) -> Result<CountOp> {
     match obj.get("op") {
         Some(Value::String(s)) => CountOp::from_name(s).ok_or_else(|| {
             invalid(&format!("{path}.op"), format!("unknown count operator \"{s}\""))
-                .hint("count operators are eq neq gt gte lt lte")
+                .hint(format!(
+                    "count operators are {}",
+                    ALL_COUNT_OPS.iter().map(|o| o.name()).collect::<Vec<_>>().join(" ")
+                ))
         }),
         Some(other) => Err(invalid(
             &format!("{path}.op"),

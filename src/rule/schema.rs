@@ -49,23 +49,36 @@ pub fn rule_schema() -> Value {
 }
 
 /// What only the server checks (listed in the schema's top-level description).
-pub const SERVER_CHECKS: &[&str] = &[
-    "field, level and segment names, event types and event fields exist, and the value's JSON type fits the field's type (gt on a number field takes a number, has_any only text[], varchar[] or jsonb fields, and so on)",
-    "which conditions a kind allows: event and account conditions only in lead rules, leads only in account rules, segment references of the same kind and without cycles",
-    "matches: the value is a valid POSIX regular expression",
-    "tz: the time zone is one of pg_timezone_names; at most 100 bytes (the schema counts 100 characters)",
-    "depth: at most 32 nested levels of rules (the root is level 0); size: at most 2000 rule objects and 1 MB of text; no \\u0000 in any string",
-    "intervals: at most 1000 years in total; at most 200 bytes (the schema counts 200 characters)",
-    "between_ago: the first (older) interval is longer than the second when both are whole numbers of units",
-    "counts, count_distinct values and min_before are written as whole numbers without a fraction or exponent (1, not 1.0 or 1e0), which JSON Schema cannot tell apart",
-];
+pub fn server_checks() -> Vec<String> {
+    vec![
+        "field, level and segment names, event types and event fields exist, and the value's JSON type fits the field's type \
+         (gt on a number field takes a number, has_any only text[], varchar[] or jsonb fields, and so on)"
+            .into(),
+        "which conditions a kind allows: event and account conditions only in lead rules, leads only in account rules, \
+         segment references of the same kind and without cycles"
+            .into(),
+        "matches: the value is a valid POSIX regular expression".into(),
+        format!("tz: the time zone is one of pg_timezone_names; at most {MAX_TZ_BYTES} bytes (the schema counts characters)"),
+        format!(
+            "depth: at most {MAX_DEPTH} nested levels of rules (the root is level 0); size: at most {MAX_NODES} rule objects \
+             and {MAX_TEXT} bytes of text; no \\u0000 in any string"
+        ),
+        format!(
+            "intervals: at most {MAX_INTERVAL_YEARS} years in total; at most {MAX_INTERVAL_BYTES} bytes (the schema counts characters)"
+        ),
+        "between_ago: the first (older) interval is longer than the second when both are whole numbers of units".into(),
+        "counts, count_distinct values and min_before are written as whole numbers without a fraction or exponent \
+         (1, not 1.0 or 1e0), which JSON Schema cannot tell apart"
+            .into(),
+    ]
+}
 
 fn top_description() -> String {
     format!(
         "A kenbun segment rule (kenbun {}): the JSON accepted by the type kenbun.segment_rule. \
          The schema accepts a document exactly when the server's parser does, except for what is checked by the server only: {}.",
         env!("CARGO_PKG_VERSION"),
-        SERVER_CHECKS.join("; ")
+        server_checks().join("; ")
     )
 }
 
@@ -191,7 +204,9 @@ pub fn shape_schema(shape: ValueShape) -> Value {
     match shape {
         // rendered as the absence of the key (see field_condition)
         ValueShape::None => json!(false),
-        ValueShape::Scalar => json!({ "type": ["string", "number", "boolean"], "description": "A string, number or boolean." }),
+        ValueShape::Scalar => {
+            json!({ "type": ["string", "number", "boolean"], "description": "A string, number or boolean." })
+        }
         ValueShape::ScalarOrJson => json!({
             "type": ["string", "number", "boolean", "array", "object"],
             "description": "A string, number or boolean; an array or object for a jsonb field. Never null: use is_set / is_not_set."
@@ -229,7 +244,9 @@ fn field_condition() -> Value {
         "field" => non_empty_string(
             "A field: a column, a mapped field or a dotted JSON path (checked against the catalog by the server).",
         ),
-        "op" => json!({ "enum": names, "description": "The operator; each one's meaning and value are in the allOf branches." }),
+        "op" => {
+            json!({ "enum": names, "description": "The operator; each one's meaning and value are in the allOf branches." })
+        }
         "value" => json!({ "description": "The value compared with; its shape depends on the operator." }),
         "tz" => r("time_zone"),
         other => panic!("field key \"{other}\" has no schema"),
@@ -281,11 +298,21 @@ fn level_op_description(op: LevelOp) -> &'static str {
     match op {
         LevelOp::Eq => "The value's tier is the tier; false when the value is missing or below the lowest tier.",
         LevelOp::Neq => "The exact complement of eq, so true when the value is missing or below the lowest tier.",
-        LevelOp::Gt => "The value's tier comes after the tier; false when the value is missing or below the lowest tier.",
-        LevelOp::Gte => "The value's tier is the tier or comes after it; false when the value is missing or below the lowest tier.",
-        LevelOp::Lt => "The value's tier comes before the tier; false when the value is missing or below the lowest tier.",
-        LevelOp::Lte => "The value's tier is the tier or comes before it; false when the value is missing or below the lowest tier.",
-        LevelOp::In => "The value's tier is one of the tiers; false when the value is missing or below the lowest tier.",
+        LevelOp::Gt => {
+            "The value's tier comes after the tier; false when the value is missing or below the lowest tier."
+        }
+        LevelOp::Gte => {
+            "The value's tier is the tier or comes after it; false when the value is missing or below the lowest tier."
+        }
+        LevelOp::Lt => {
+            "The value's tier comes before the tier; false when the value is missing or below the lowest tier."
+        }
+        LevelOp::Lte => {
+            "The value's tier is the tier or comes before it; false when the value is missing or below the lowest tier."
+        }
+        LevelOp::In => {
+            "The value's tier is one of the tiers; false when the value is missing or below the lowest tier."
+        }
         LevelOp::NotIn => "The exact complement of in, so true when the value is missing or below the lowest tier.",
     }
 }
@@ -303,7 +330,12 @@ fn count_op_description(op: CountOp) -> &'static str {
 
 /// An operator property: the names as an `enum` (for validation and pickers) and each name's
 /// meaning as a `oneOf` of `const`s with a description.
-fn op_property<T: Copy>(ops: &[T], name: fn(T) -> &'static str, describe: fn(T) -> &'static str, description: &str) -> Value {
+fn op_property<T: Copy>(
+    ops: &[T],
+    name: fn(T) -> &'static str,
+    describe: fn(T) -> &'static str,
+    description: &str,
+) -> Value {
     json!({
         "description": description,
         "enum": ops.iter().map(|&o| name(o)).collect::<Vec<_>>(),
@@ -312,7 +344,11 @@ fn op_property<T: Copy>(ops: &[T], name: fn(T) -> &'static str, describe: fn(T) 
 }
 
 fn level_condition() -> Value {
-    let lists: Vec<&str> = ALL_LEVEL_OPS.iter().filter(|o| o.takes_list()).map(|o| o.name()).collect();
+    let lists: Vec<&str> = ALL_LEVEL_OPS
+        .iter()
+        .filter(|o| o.takes_list())
+        .map(|o| o.name())
+        .collect();
     let p = props(LEVEL_KEYS, |k| match k {
         "level" => non_empty_string("The name of a level (defined with kenbun.define_levels)."),
         "op" => op_property(
@@ -341,17 +377,25 @@ fn agg_description(f: AggFunc) -> &'static str {
         AggFunc::Avg => "Compares the average of an event field over the matching events (false over none).",
         AggFunc::Min => "Compares the smallest value of an event field over the matching events (false over none).",
         AggFunc::Max => "Compares the largest value of an event field over the matching events (false over none).",
-        AggFunc::CountDistinct => "Compares the number of distinct non-NULL values of an event field over the matching events (0 over none).",
+        AggFunc::CountDistinct => {
+            "Compares the number of distinct non-NULL values of an event field over the matching events (0 over none)."
+        }
     }
 }
 
 fn event() -> Value {
     let p = props(EVENT_KEYS, |k| {
         if let Some(f) = AGG_FUNCS.iter().find(|f| f.name() == k) {
-            let value = if *f == AggFunc::CountDistinct { r("non_negative_integer") } else { json!({ "type": "number" }) };
+            let value = if *f == AggFunc::CountDistinct {
+                r("non_negative_integer")
+            } else {
+                json!({ "type": "number" })
+            };
             return object(
                 props(AGGREGATE_KEYS, |k| match k {
-                    "field" => non_empty_string("An event field: a column, a mapped field or a dotted path into the metadata."),
+                    "field" => {
+                        non_empty_string("An event field: a column, a mapped field or a dotted path into the metadata.")
+                    }
                     "op" => r("count_op"),
                     "value" => value.clone(),
                     other => panic!("aggregate key \"{other}\" has no schema"),
@@ -363,11 +407,21 @@ fn event() -> Value {
         match k {
             "type" => r("event_types"),
             "where" => rule_ref("A rule over the event's columns and metadata.* paths."),
-            "within" => json!({ "$ref": "#/$defs/interval", "description": "Only events whose time is within this interval before now." }),
-            "count" => json!({ "$ref": "#/$defs/count", "description": "How many matching events (default: at least one); {\"op\":\"eq\",\"value\":0} means none." }),
-            "first_within" => json!({ "$ref": "#/$defs/interval", "description": "The lead's first matching event (of all time) happened within this interval before now; a lead with no matching event is not a member." }),
-            "stopped" => json!({ "$ref": "#/$defs/interval", "description": "At least min_before matching events before now() - interval and none since; events with a NULL time count on neither side." }),
-            "min_before" => json!({ "type": "integer", "minimum": 1, "maximum": i64::MAX, "default": 1, "description": "With stopped: the fewest matching events before the interval (default 1)." }),
+            "within" => {
+                json!({ "$ref": "#/$defs/interval", "description": "Only events whose time is within this interval before now." })
+            }
+            "count" => {
+                json!({ "$ref": "#/$defs/count", "description": "How many matching events (default: at least one); {\"op\":\"eq\",\"value\":0} means none." })
+            }
+            "first_within" => {
+                json!({ "$ref": "#/$defs/interval", "description": "The lead's first matching event (of all time) happened within this interval before now; a lead with no matching event is not a member." })
+            }
+            "stopped" => {
+                json!({ "$ref": "#/$defs/interval", "description": "At least min_before matching events before now() - interval and none since; events with a NULL time count on neither side." })
+            }
+            "min_before" => {
+                json!({ "type": "integer", "minimum": 1, "maximum": i64::MAX, "default": 1, "description": "With stopped: the fewest matching events before the interval (default 1)." })
+            }
             other => panic!("event key \"{other}\" has no schema"),
         }
     });
@@ -389,7 +443,13 @@ fn event() -> Value {
 /// The case-insensitive (ASCII) regex of a word.
 fn ci(word: &str) -> String {
     word.chars()
-        .map(|c| if c.is_ascii_alphabetic() { format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase()) } else { c.to_string() })
+        .map(|c| {
+            if c.is_ascii_alphabetic() {
+                format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase())
+            } else {
+                c.to_string()
+            }
+        })
         .collect()
 }
 
@@ -401,7 +461,11 @@ const END: &str = r"$(?!\n)";
 
 /// The units of an interval as alternatives, longest first; only those of `group` when given.
 fn units_re(group: Option<&str>) -> String {
-    let mut us: Vec<&str> = UNITS.iter().copied().filter(|u| group.is_none_or(|g| unit_group(u).0 == g)).collect();
+    let mut us: Vec<&str> = UNITS
+        .iter()
+        .copied()
+        .filter(|u| group.is_none_or(|g| unit_group(u).0 == g))
+        .collect();
     us.sort_by_key(|u| std::cmp::Reverse(u.len()));
     format!("(?:{})", us.iter().map(|u| ci(u)).collect::<Vec<_>>().join("|"))
 }
@@ -417,7 +481,10 @@ fn interval() -> Value {
         .iter()
         .map(|g| format!(r"(?:^|{WS}){}{WS}[\s\S]*{}", units_re(Some(g)), token(Some(g))))
         .collect();
-    let fractional_seconds = format!(r"(?:^|{WS})[0-9]*\.[0-9]*[1-9][0-9]*{WS}+{}(?:{WS}|$)", units_re(Some("seconds")));
+    let fractional_seconds = format!(
+        r"(?:^|{WS})[0-9]*\.[0-9]*[1-9][0-9]*{WS}+{}(?:{WS}|$)",
+        units_re(Some("seconds"))
+    );
     let subsecond = format!("{}|{}", token(Some("milliseconds")), token(Some("microseconds")));
     json!({
         "type": "string",
@@ -459,7 +526,9 @@ fn helpers() -> Vec<(&'static str, Value)> {
             object(
                 props(LEADS_KEYS, |k| match k {
                     "where" => rule_ref("A lead rule (which may contain event conditions); omitted: every lead."),
-                    "count" => json!({ "$ref": "#/$defs/count", "description": "How many of the account's leads (default: at least one)." }),
+                    "count" => {
+                        json!({ "$ref": "#/$defs/count", "description": "How many of the account's leads (default: at least one)." })
+                    }
                     other => panic!("leads key \"{other}\" has no schema"),
                 }),
                 &[],
@@ -475,8 +544,12 @@ fn helpers() -> Vec<(&'static str, Value)> {
                         "items": r("sequence_step"),
                         "description": format!("{MIN_SEQUENCE_STEPS} to {MAX_SEQUENCE_STEPS} steps, in time order."),
                     }),
-                    "max_gap" => json!({ "$ref": "#/$defs/interval", "description": "Each step's event at most this long after the previous one." }),
-                    "within" => json!({ "$ref": "#/$defs/interval", "description": "Every step's event within this interval before now." }),
+                    "max_gap" => {
+                        json!({ "$ref": "#/$defs/interval", "description": "Each step's event at most this long after the previous one." })
+                    }
+                    "within" => {
+                        json!({ "$ref": "#/$defs/interval", "description": "Every step's event within this interval before now." })
+                    }
                     other => panic!("sequence key \"{other}\" has no schema"),
                 }),
                 &["steps"],
@@ -514,7 +587,15 @@ fn helpers() -> Vec<(&'static str, Value)> {
                 "A comparison of a count: {\"op\":…, \"value\": n}.",
             ),
         ),
-        ("count_op", op_property(ALL_COUNT_OPS, CountOp::name, count_op_description, "A comparison of a count or an aggregate with the value.")),
+        (
+            "count_op",
+            op_property(
+                ALL_COUNT_OPS,
+                CountOp::name,
+                count_op_description,
+                "A comparison of a count or an aggregate with the value.",
+            ),
+        ),
         (
             "non_negative_integer",
             json!({ "type": "integer", "minimum": 0, "maximum": i64::MAX, "description": "A whole number from 0, written without a fraction or exponent." }),

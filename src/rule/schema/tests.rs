@@ -67,7 +67,10 @@ fn documents() -> (Vec<(String, Value)>, BTreeMap<&'static str, usize>) {
     for v in edges() {
         add("edges", "hand-written edge case".into(), v, &mut docs);
     }
-    let n: u64 = std::env::var("KENBUN_SCHEMA_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000);
+    let n: u64 = std::env::var("KENBUN_SCHEMA_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_000);
     for i in 0..n {
         let seed = fuzzgen::case_seed(0x7363_6865_6d61, i);
         let case = fuzzgen::gen_case(seed);
@@ -81,19 +84,78 @@ fn documents() -> (Vec<(String, Value)>, BTreeMap<&'static str, usize>) {
 /// Hand-written edge cases of the regular expressions and numbers, where the generator is thin.
 fn edges() -> Vec<Value> {
     let intervals = [
-        "30 days", "  30 days ", "30\u{2003}days", "30\u{feff}days", "30\u{1c}days", "30 days\n", "30\ndays", "1 day 2 days",
-        "1 day 2 hours 3 days", "1 Day 2 HOURS", "1 dayz", "30", "days", "1 day 1", "", " ", "1.5 seconds 3 milliseconds",
-        "3 milliseconds 1.5 seconds", "1.0 seconds 3 ms", "1.0 seconds 3 milliseconds", "1.5 secs 2 microseconds",
-        "1.5 minutes 2 milliseconds", "2 seconds 3 milliseconds", ".5 hours", "5. hours", ". hours", "1..5 hours",
-        "123456789012 seconds", "1234567890123 seconds", "12345678.901 seconds", "123456789.012 seconds", "1 mon 2 months",
-        "1 min 2 mins", "1 min 2 minutes", "2 yr", "-1 days", "+1 days", "1e2 days", "\u{0661} days", "1 day,",
+        "30 days",
+        "  30 days ",
+        "30\u{2003}days",
+        "30\u{feff}days",
+        "30\u{1c}days",
+        "30 days\n",
+        "30\ndays",
+        "1 day 2 days",
+        "1 day 2 hours 3 days",
+        "1 Day 2 HOURS",
+        "1 dayz",
+        "30",
+        "days",
+        "1 day 1",
+        "",
+        " ",
+        "1.5 seconds 3 milliseconds",
+        "3 milliseconds 1.5 seconds",
+        "1.0 seconds 3 ms",
+        "1.0 seconds 3 milliseconds",
+        "1.5 secs 2 microseconds",
+        "1.5 minutes 2 milliseconds",
+        "2 seconds 3 milliseconds",
+        ".5 hours",
+        "5. hours",
+        ". hours",
+        "1..5 hours",
+        "123456789012 seconds",
+        "1234567890123 seconds",
+        "12345678.901 seconds",
+        "123456789.012 seconds",
+        "1 mon 2 months",
+        "1 min 2 mins",
+        "1 min 2 minutes",
+        "2 yr",
+        "-1 days",
+        "+1 days",
+        "1e2 days",
+        "\u{0661} days",
+        "1 day,",
     ];
     let dates = [
-        "2024-02-29", "2023-02-29", "1900-02-29", "2000-02-29", "0000-01-01", "0001-01-01", "0004-02-29", "9999-12-31",
-        "2024-04-31", "2024-13-01", "2024-00-10", "2024-01-00", "2024-01-01T24:00", "2024-01-01T23:59", "2024-01-01T23:60",
-        "2024-01-01T23:59:59.1234567", "2024-01-01T23:59:59.123456+14:00", "2024-01-01T12:00+15", "2024-01-01T12:00+14",
-        "2024-01-01T12:00-03:30", "2024-01-01T12:00+03:60", "2024-01-01 12:00Z", "2024-01-01t12:00", "2024-01-01\n",
-        "2024-1-01", "2024-01-01T12", "2024-01-01T12:00:00.", "2024-01-01T12:00.5", "2024-01-01T12:00:00z", "\u{0662}024-01-01",
+        "2024-02-29",
+        "2023-02-29",
+        "1900-02-29",
+        "2000-02-29",
+        "0000-01-01",
+        "0001-01-01",
+        "0004-02-29",
+        "9999-12-31",
+        "2024-04-31",
+        "2024-13-01",
+        "2024-00-10",
+        "2024-01-00",
+        "2024-01-01T24:00",
+        "2024-01-01T23:59",
+        "2024-01-01T23:60",
+        "2024-01-01T23:59:59.1234567",
+        "2024-01-01T23:59:59.123456+14:00",
+        "2024-01-01T12:00+15",
+        "2024-01-01T12:00+14",
+        "2024-01-01T12:00-03:30",
+        "2024-01-01T12:00+03:60",
+        "2024-01-01 12:00Z",
+        "2024-01-01t12:00",
+        "2024-01-01\n",
+        "2024-1-01",
+        "2024-01-01T12",
+        "2024-01-01T12:00:00.",
+        "2024-01-01T12:00.5",
+        "2024-01-01T12:00:00z",
+        "\u{0662}024-01-01",
     ];
     let zones = ["Europe/Paris", " ", "\u{3000}", "\u{feff}", "", " UTC ", "\n"];
     let mut out = vec![];
@@ -105,18 +167,40 @@ fn edges() -> Vec<Value> {
     for d in dates {
         out.push(json!({"field": "d", "op": "before", "value": d}));
     }
-    for z in zones.iter().map(|z| z.to_string()).chain(["x".repeat(100), "x".repeat(101), "é".repeat(60), "é".repeat(101)]) {
+    for z in
+        zones
+            .iter()
+            .map(|z| z.to_string())
+            .chain(["x".repeat(100), "x".repeat(101), "é".repeat(60), "é".repeat(101)])
+    {
         out.push(json!({"field": "d", "op": "in_period", "value": "today", "tz": z}));
         out.push(json!({"field": "d", "op": "within_last", "value": "1 day", "tz": z}));
     }
-    for n in ["1", "1.0", "1e2", "0", "-1", "1.5", "9223372036854775807", "9223372036854775808"] {
+    for n in [
+        "1",
+        "1.0",
+        "1e2",
+        "0",
+        "-1",
+        "1.5",
+        "9223372036854775807",
+        "9223372036854775808",
+    ] {
         let n: Value = serde_json::from_str(n).unwrap();
         out.push(json!({"event": {"count": {"op": "gte", "value": n}}}));
         out.push(json!({"event": {"stopped": "1 day", "min_before": n}}));
         out.push(json!({"event": {"count_distinct": {"field": "f", "op": "gte", "value": n}}}));
         out.push(json!({"event": {"sum": {"field": "f", "op": "gte", "value": n}}}));
     }
-    for v in [json!([1, 2.5]), json!([1, "2"]), json!([true, false]), json!([null, null]), json!([[1], [2]]), json!([1]), json!([1, 2, 3])] {
+    for v in [
+        json!([1, 2.5]),
+        json!([1, "2"]),
+        json!([true, false]),
+        json!([null, null]),
+        json!([[1], [2]]),
+        json!([1]),
+        json!([1, 2, 3]),
+    ] {
         out.push(json!({"field": "n", "op": "between", "value": v}));
         out.push(json!({"field": "n", "op": "in", "value": v}));
     }
@@ -127,9 +211,9 @@ fn edges() -> Vec<Value> {
 fn server_only(e: &crate::error::KenbunError) -> Option<&'static str> {
     let m = e.message.as_str();
     let float_found = |prefix: &str| {
-        m.split_once(prefix)
-            .map(|(_, n)| n)
-            .is_some_and(|n| n.contains(['.', 'e', 'E']) && n.parse::<f64>().is_ok_and(|x| x >= 0.0 && x.fract() == 0.0))
+        m.split_once(prefix).map(|(_, n)| n).is_some_and(|n| {
+            n.contains(['.', 'e', 'E']) && n.parse::<f64>().is_ok_and(|x| x >= 0.0 && x.fract() == 0.0)
+        })
     };
     if e.code == SqlState::ProgramLimitExceeded {
         Some("depth or size limit")
@@ -139,7 +223,9 @@ fn server_only(e: &crate::error::KenbunError) -> Option<&'static str> {
         Some("interval over 200 bytes (at most 200 characters)")
     } else if m.contains("the first must be longer than the second") {
         Some("between_ago bounds in the wrong order")
-    } else if float_found("expected a non-negative integer, found ") || float_found("expected a positive integer, found ") {
+    } else if float_found("expected a non-negative integer, found ")
+        || float_found("expected a positive integer, found ")
+    {
         Some("whole number written with a fraction or exponent")
     } else if m.contains("found a string longer than 100 bytes") {
         Some("tz over 100 bytes (at most 100 characters)")
@@ -163,7 +249,12 @@ fn schema_is_derived_from_the_parser() {
     let defs = s["$defs"].as_object().unwrap();
     assert_eq!(defs["rule"]["oneOf"].as_array().unwrap().len(), RULE_KEYS.len());
     let fc = &defs["field_condition"];
-    let ops: Vec<&str> = fc["properties"]["op"]["enum"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let ops: Vec<&str> = fc["properties"]["op"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     assert_eq!(ops, ALL_OPS.iter().map(|o| o.name()).collect::<Vec<_>>());
     assert_eq!(fc["allOf"].as_array().unwrap().len(), ALL_OPS.len());
     for b in fc["allOf"].as_array().unwrap() {
@@ -172,7 +263,10 @@ fn schema_is_derived_from_the_parser() {
     let ev = &defs["event"]["properties"];
     assert_eq!(ev.as_object().unwrap().len(), EVENT_KEYS.len());
     for (name, d) in defs {
-        assert!(d["description"].as_str().is_some_and(|d| !d.is_empty()), "$defs/{name} has no description");
+        assert!(
+            d["description"].as_str().is_some_and(|d| !d.is_empty()),
+            "$defs/{name} has no description"
+        );
     }
     assert_eq!(defs["sequence"]["properties"]["steps"]["maxItems"], MAX_SEQUENCE_STEPS);
 }
@@ -230,9 +324,10 @@ fn schema_accepts_exactly_what_the_parser_accepts() {
                 e.message,
                 clip(&doc.to_string(), 300)
             )),
-            (Ok(_), false) => {
-                bad.push(format!("{source}: the parser accepts, the schema rejects: {}", clip(&doc.to_string(), 300)))
-            }
+            (Ok(_), false) => bad.push(format!(
+                "{source}: the parser accepts, the schema rejects: {}",
+                clip(&doc.to_string(), 300)
+            )),
         }
     }
     eprintln!(
@@ -249,5 +344,19 @@ fn schema_accepts_exactly_what_the_parser_accepts() {
         bad.len(),
         bad.iter().take(8).cloned().collect::<Vec<_>>().join("\n")
     );
-    assert!(accepted > 100 && agree - accepted > 100, "too few documents of one verdict");
+    assert!(
+        accepted > 100 && agree - accepted > 100,
+        "too few documents of one verdict"
+    );
+}
+
+#[test]
+fn hints_built_from_the_lists_read_as_before() {
+    let hint = |doc: Value| Rule::parse(&doc).unwrap_err().hint.unwrap();
+    assert_eq!(
+        hint(json!({})),
+        "a rule object has one of the keys all, any, not, field, level, account, event, leads, sequence, segment"
+    );
+    assert_eq!(hint(json!({"level": "l", "op": "zz", "value": "a"})), "level operators are eq neq gt gte lt lte in not_in");
+    assert_eq!(hint(json!({"event": {"count": {"op": "zz", "value": 1}}})), "count operators are eq neq gt gte lt lte");
 }
