@@ -115,8 +115,10 @@ COMMENT ON TYPE kenbun.segment_rule IS 'A segment rule; its text form is the rul
 );
 
 /// The JSON Schema (draft 2020-12) of the rule language, built from the parser's definitions
-/// (`crate::rule::schema`): for client-side validation and rule builders.
+/// (`crate::rule::schema`): for client-side validation and rule builders. Runs no SQL; the
+/// search_path is pinned like every function of the extension's (06_security lists the exceptions).
 #[pg_extern(immutable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
 fn rule_schema() -> JsonB {
     JsonB(crate::rule::schema::rule_schema())
 }
