@@ -33,3 +33,17 @@ fi
 if ! grep -qs "^pg$PG_MAJOR = \"$PG_CONFIG\"" "$HOME/.pgrx/config.toml"; then
   cargo pgrx init --pg$PG_MAJOR "$PG_CONFIG"
 fi
+
+# the rule schema's unit test (src/rule/schema/tests.rs) validates with Python's jsonschema (tests/schema.py)
+if ! python3 -c 'import jsonschema' 2>/dev/null; then
+  echo "setup: installing the Python package jsonschema"
+  if python3 -m pip --version >/dev/null 2>&1; then
+    # Debian's own python3 is externally managed (PEP 668): then into /usr/local (root) or ~/.local
+    python3 -m pip install --quiet 'jsonschema==4.26.0' 2>/dev/null \
+      || python3 -m pip install --quiet --break-system-packages 'jsonschema==4.26.0'
+  else
+    $SUDO apt-get update -q
+    $SUDO apt-get install -y -q python3-jsonschema
+  fi
+  python3 -c 'import jsonschema'
+fi

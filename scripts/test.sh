@@ -11,7 +11,8 @@ cd "$ROOT"
 layer=${1:-all}
 
 if [[ $layer == all || $layer == unit ]]; then
-  echo "== 1. unit tests (cargo test, no database)"
+  echo "== 1. unit tests (cargo test, no database; the rule schema against the parser with Python's jsonschema)"
+  python3 -c 'import jsonschema' 2>/dev/null || { echo "test: Python's jsonschema is missing: run scripts/setup.sh" >&2; exit 1; }
   cargo test --lib -q -- --skip tests_pg
 fi
 

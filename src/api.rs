@@ -114,6 +114,23 @@ COMMENT ON TYPE kenbun.segment_rule IS 'A segment rule; its text form is the rul
     requires = [segment_rule_to_jsonb]
 );
 
+/// The JSON Schema (draft 2020-12) of the rule language, built from the parser's definitions
+/// (`crate::rule::schema`): for client-side validation and rule builders. Runs no SQL; the
+/// search_path is pinned like every function of the extension's (06_security lists the exceptions).
+#[pg_extern(immutable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
+fn rule_schema() -> JsonB {
+    JsonB(crate::rule::schema::rule_schema())
+}
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION kenbun.rule_schema() IS 'The JSON Schema (draft 2020-12) of the rule language of this kenbun version ($id names it): one $defs entry per construct and operator, with descriptions, for validating rules and building rule editors client-side. What it cannot express (field names and types, kinds, limits, regular expressions, time zones) is listed in its description and checked by the server.';
+"#,
+    name = "rule_schema_comment",
+    requires = [rule_schema]
+);
+
 pub fn parse_kind(kind: &str) -> Kind {
     match Kind::from_name(kind) {
         Some(k @ (Kind::Lead | Kind::Account)) => k,

@@ -1297,6 +1297,7 @@ fn maintenance_sees_value_reads_as_not_row_only() {
             sibling_reads: BTreeSet::new(),
             filters: c.filters.clone(),
             building: false,
+            membership: c.reads_membership,
         };
         capture_plan(&cat, &s, &c.filters, Kind::Event).filters.is_some()
     };

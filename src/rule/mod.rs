@@ -1,5 +1,6 @@
 //! The rule language: types, parsing from JSON with path-precise errors, structural validation and
 //! the canonical JSON form. No pgrx here: `cargo test` runs all of it without a database.
+pub mod schema;
 mod values;
 
 pub use values::{interval_fields, is_iso_datetime, parse_interval};
@@ -11,6 +12,8 @@ use serde_json::{json, Map, Value};
 pub const MAX_DEPTH: usize = 32;
 pub const MAX_NODES: usize = 2000;
 pub const MAX_TEXT: usize = 1 << 20;
+/// Longest time zone name (`"tz"`), in bytes.
+pub const MAX_TZ_BYTES: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -162,6 +165,56 @@ impl Op {
     }
 }
 
+/// The JSON shape of a field condition's `"value"`, per operator: `check_value_shape` checks it and
+/// `schema::rule_schema` renders it (the field's type is checked later, by the compiler).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueShape {
+    /// No `"value"` key.
+    None,
+    /// A string, number or boolean.
+    Scalar,
+    /// Any JSON but null (a scalar, or an array or object for a jsonb field).
+    ScalarOrJson,
+    /// A string.
+    String,
+    /// A string, or an array or object (jsonb containment).
+    StringOrJson,
+    /// An interval such as "30 days" ([`parse_interval`]).
+    Interval,
+    /// An ISO date or timestamp ([`is_iso_datetime`]).
+    IsoDate,
+    /// A non-empty array of scalars, all of one JSON type.
+    NonEmptyScalarArray,
+    /// `[low, high]`: two scalars of one JSON type.
+    Pair,
+    /// `[older, newer]`: two intervals, the first longer.
+    PairOfIntervals,
+    /// A non-empty array of strings.
+    NonEmptyStringArray,
+    /// One of the [`PERIODS`].
+    Period,
+}
+
+impl Op {
+    /// The shape of this operator's value.
+    pub fn value_shape(self) -> ValueShape {
+        match self {
+            Op::IsSet | Op::IsNotSet => ValueShape::None,
+            Op::Eq | Op::Neq => ValueShape::ScalarOrJson,
+            Op::Gt | Op::Gte | Op::Lt | Op::Lte => ValueShape::Scalar,
+            Op::Between => ValueShape::Pair,
+            Op::In | Op::NotIn => ValueShape::NonEmptyScalarArray,
+            Op::Contains | Op::NotContains => ValueShape::StringOrJson,
+            Op::StartsWith | Op::EndsWith | Op::Matches => ValueShape::String,
+            Op::Before | Op::After => ValueShape::IsoDate,
+            Op::WithinLast | Op::NotWithinLast | Op::InNext => ValueShape::Interval,
+            Op::BetweenAgo => ValueShape::PairOfIntervals,
+            Op::HasAny | Op::HasAll | Op::HasNone => ValueShape::NonEmptyStringArray,
+            Op::InPeriod => ValueShape::Period,
+        }
+    }
+}
+
 /// Comparison of a count (events of a lead, leads of an account).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CountOp {
@@ -195,18 +248,18 @@ impl CountOp {
         }
     }
     fn from_name(s: &str) -> Option<CountOp> {
-        [
-            CountOp::Eq,
-            CountOp::Neq,
-            CountOp::Gt,
-            CountOp::Gte,
-            CountOp::Lt,
-            CountOp::Lte,
-        ]
-        .into_iter()
-        .find(|o| o.name() == s)
+        ALL_COUNT_OPS.iter().copied().find(|o| o.name() == s)
     }
 }
+
+pub const ALL_COUNT_OPS: &[CountOp] = &[
+    CountOp::Eq,
+    CountOp::Neq,
+    CountOp::Gt,
+    CountOp::Gte,
+    CountOp::Lt,
+    CountOp::Lte,
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Count {
@@ -278,12 +331,27 @@ impl LevelOp {
         }
     }
     fn from_name(s: &str) -> Option<LevelOp> {
-        use LevelOp::*;
-        [Eq, Neq, Gt, Gte, Lt, Lte, In, NotIn]
-            .into_iter()
-            .find(|o| o.name() == s)
+        ALL_LEVEL_OPS.iter().copied().find(|o| o.name() == s)
+    }
+    /// Operators whose value is a list of tiers (else one tier name).
+    pub fn takes_list(self) -> bool {
+        match self {
+            LevelOp::In | LevelOp::NotIn => true,
+            LevelOp::Eq | LevelOp::Neq | LevelOp::Gt | LevelOp::Gte | LevelOp::Lt | LevelOp::Lte => false,
+        }
     }
 }
+
+pub const ALL_LEVEL_OPS: &[LevelOp] = &[
+    LevelOp::Eq,
+    LevelOp::Neq,
+    LevelOp::Gt,
+    LevelOp::Gte,
+    LevelOp::Lt,
+    LevelOp::Lte,
+    LevelOp::In,
+    LevelOp::NotIn,
+];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LevelCond {
@@ -376,7 +444,8 @@ pub struct SequenceCond {
     pub path: String,
 }
 
-/// Most steps of a sequence.
+/// Fewest and most steps of a sequence.
+pub const MIN_SEQUENCE_STEPS: usize = 2;
 pub const MAX_SEQUENCE_STEPS: usize = 5;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -416,18 +485,40 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-const RULE_KEYS: &[&str] = &[
+/// The keys that make a rule object what it is: each rule object has exactly one of them.
+pub const RULE_KEYS: &[&str] = &[
     "all", "any", "not", "field", "level", "account", "event", "leads", "sequence", "segment",
 ];
 
+/// The keys of a field condition.
+pub const FIELD_KEYS: &[&str] = &["field", "op", "value", "tz"];
+
+/// The keys of a level condition.
+pub const LEVEL_KEYS: &[&str] = &["level", "op", "value"];
+
+/// The keys of a count (`"count"` of an event or leads condition).
+pub const COUNT_KEYS: &[&str] = &["op", "value"];
+
+/// The keys of an aggregate (`"sum"`, `"avg"`, … of an event condition).
+pub const AGGREGATE_KEYS: &[&str] = &["field", "op", "value"];
+
+/// The keys of a leads condition.
+pub const LEADS_KEYS: &[&str] = &["where", "count"];
+
+/// The keys of a sequence condition.
+pub const SEQUENCE_KEYS: &[&str] = &["steps", "max_gap", "within"];
+
+/// The keys of a sequence step.
+pub const STEP_KEYS: &[&str] = &["type", "where"];
+
 /// The keys of an event condition.
-const EVENT_KEYS: &[&str] = &[
+pub const EVENT_KEYS: &[&str] = &[
     "type", "where", "within", "count", "sum", "avg", "min", "max", "count_distinct", "first_within", "stopped",
     "min_before",
 ];
 
 /// Keys of an event condition that exclude each other: (key, the keys it cannot be combined with).
-const EVENT_EXCLUSIVE: &[(&str, &[&str])] = &[
+pub const EVENT_EXCLUSIVE: &[(&str, &[&str])] = &[
     ("sum", &["avg", "min", "max", "count_distinct"]),
     ("avg", &["min", "max", "count_distinct"]),
     ("min", &["max", "count_distinct"]),
@@ -672,9 +763,7 @@ impl Parser {
                 if let Some(h) = unknown.and_then(|k| did_you_mean(k, RULE_KEYS.iter().copied())) {
                     e = e.hint(h);
                 } else {
-                    e = e.hint(
-                        "a rule object has one of the keys all, any, not, field, level, account, event, leads, sequence, segment",
-                    );
+                    e = e.hint(format!("a rule object has one of the keys {}", RULE_KEYS.join(", ")));
                 }
                 return Err(e);
             }
@@ -686,8 +775,8 @@ impl Parser {
             }
         };
         let allowed: &[&str] = match kind {
-            "field" => &["field", "op", "value", "tz"],
-            "level" => &["level", "op", "value"],
+            "field" => FIELD_KEYS,
+            "level" => LEVEL_KEYS,
             other => std::slice::from_ref(RULE_KEYS.iter().find(|k| **k == other).unwrap()),
         };
         check_keys(obj, allowed, path)?;
@@ -775,7 +864,7 @@ impl Parser {
                 )
                 .hint("\"tz\" is only allowed with the calendar operator \"in_period\""))
             }
-            Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 100 => Some(s.trim().to_string()),
+            Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= MAX_TZ_BYTES => Some(s.trim().to_string()),
             Some(other) => {
                 return Err(invalid(
                     &format!("{path}.tz"),
@@ -806,7 +895,10 @@ impl Parser {
         let op = match obj.get("op") {
             Some(Value::String(s)) => LevelOp::from_name(s).ok_or_else(|| {
                 invalid(&op_path, format!("unknown level operator \"{s}\""))
-                    .hint("level operators are eq neq gt gte lt lte in not_in")
+                    .hint(format!(
+                        "level operators are {}",
+                        ALL_LEVEL_OPS.iter().map(|o| o.name()).collect::<Vec<_>>().join(" ")
+                    ))
             })?,
             Some(other) => {
                 return Err(invalid(
@@ -818,7 +910,7 @@ impl Parser {
         };
         let vpath = format!("{path}.value");
         let tiers = match (op, obj.get("value")) {
-            (LevelOp::In | LevelOp::NotIn, Some(Value::Array(a))) => {
+            (op, Some(Value::Array(a))) if op.takes_list() => {
                 if a.is_empty() {
                     return Err(invalid(&vpath, "the list of tiers is empty"));
                 }
@@ -833,7 +925,7 @@ impl Parser {
                     })
                     .collect::<Result<Vec<_>>>()?
             }
-            (LevelOp::In | LevelOp::NotIn, Some(other)) => {
+            (op, Some(other)) if op.takes_list() => {
                 return Err(invalid(
                     &vpath,
                     format!("expected an array of tier names, found {}", type_name(other)),
@@ -863,7 +955,7 @@ impl Parser {
                 format!("expected {{\"op\":…,\"value\":…}}, found {}", type_name(v)),
             )
         })?;
-        check_keys(obj, &["op", "value"], path)?;
+        check_keys(obj, COUNT_KEYS, path)?;
         let op = count_op(obj, path)?;
         let value = non_negative_integer(obj.get("value"), path)?;
         Ok(Count { op, value })
@@ -884,7 +976,7 @@ impl Parser {
                 func.name()
             ))
         })?;
-        check_keys(obj, &["field", "op", "value"], path)?;
+        check_keys(obj, AGGREGATE_KEYS, path)?;
         let field = match obj.get("field") {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             Some(other) => {
@@ -987,14 +1079,14 @@ impl Parser {
                 "write {\"steps\":[{\"type\":\"pricing_view\"},{\"type\":\"demo_request\"}],\"within\":\"30 days\"}",
             )
         })?;
-        check_keys(obj, &["steps", "max_gap", "within"], path)?;
+        check_keys(obj, SEQUENCE_KEYS, path)?;
         let spath = format!("{path}.steps");
         let steps = match obj.get("steps") {
-            Some(Value::Array(a)) if (2..=MAX_SEQUENCE_STEPS).contains(&a.len()) => a,
+            Some(Value::Array(a)) if (MIN_SEQUENCE_STEPS..=MAX_SEQUENCE_STEPS).contains(&a.len()) => a,
             Some(Value::Array(a)) => {
                 return Err(invalid(
                     &spath,
-                    format!("a sequence has 2 to {MAX_SEQUENCE_STEPS} steps, found {}", a.len()),
+                    format!("a sequence has {MIN_SEQUENCE_STEPS} to {MAX_SEQUENCE_STEPS} steps, found {}", a.len()),
                 )
                 .hint("for a single event use {\"event\":{…}}"))
             }
@@ -1015,7 +1107,7 @@ impl Parser {
                     invalid(&p, format!("expected a step object, found {}", type_name(st)))
                         .hint("a step is {\"type\":…, \"where\":…}, both optional")
                 })?;
-                check_keys(o, &["type", "where"], &p)?;
+                check_keys(o, STEP_KEYS, &p)?;
                 let (types, types_is_array) = event_types(o, &p)?;
                 let filter = self.event_where(o, &p, depth)?;
                 Ok(SeqStep { types, types_is_array, filter })
@@ -1034,7 +1126,7 @@ impl Parser {
         let obj = v
             .as_object()
             .ok_or_else(|| invalid(path, format!("expected a leads object, found {}", type_name(v))))?;
-        check_keys(obj, &["where", "count"], path)?;
+        check_keys(obj, LEADS_KEYS, path)?;
         let filter = match obj.get("where") {
             Some(w) => Some(Box::new(self.rule(w, &format!("{path}.where"), depth + 1)?)),
             None => None,
@@ -1071,7 +1163,10 @@ fn count_op(obj: &Map<String, Value>, path: &str) -> Result<CountOp> {
     match obj.get("op") {
         Some(Value::String(s)) => CountOp::from_name(s).ok_or_else(|| {
             invalid(&format!("{path}.op"), format!("unknown count operator \"{s}\""))
-                .hint("count operators are eq neq gt gte lt lte")
+                .hint(format!(
+                    "count operators are {}",
+                    ALL_COUNT_OPS.iter().map(|o| o.name()).collect::<Vec<_>>().join(" ")
+                ))
         }),
         Some(other) => Err(invalid(
             &format!("{path}.op"),
@@ -1167,13 +1262,14 @@ fn is_scalar(v: &Value) -> bool {
 /// Checks that the value's JSON shape fits the operator (the field's type is checked by the compiler).
 fn check_value_shape(op: Op, value: Option<&Value>, vpath: &str, path: &str) -> Result<()> {
     let need = |what: &str| invalid(path, format!("operator \"{}\" needs a \"value\" ({what})", op.name()));
-    match op {
-        Op::IsSet | Op::IsNotSet => {
+    let shape = op.value_shape();
+    match shape {
+        ValueShape::None => {
             if value.is_some() {
                 return Err(invalid(vpath, format!("operator \"{}\" takes no value", op.name())));
             }
         }
-        Op::Between => {
+        ValueShape::Pair => {
             let v = value.ok_or_else(|| need("[low, high]"))?;
             match v {
                 Value::Array(a) if a.len() == 2 && a.iter().all(is_scalar) => {
@@ -1189,7 +1285,7 @@ fn check_value_shape(op: Op, value: Option<&Value>, vpath: &str, path: &str) -> 
                 }
             }
         }
-        Op::In | Op::NotIn => {
+        ValueShape::NonEmptyScalarArray => {
             let v = value.ok_or_else(|| need("a non-empty array"))?;
             match v {
                 Value::Array(a) if a.is_empty() => {
@@ -1220,10 +1316,10 @@ fn check_value_shape(op: Op, value: Option<&Value>, vpath: &str, path: &str) -> 
                 }
             }
         }
-        Op::WithinLast | Op::NotWithinLast | Op::InNext => {
+        ValueShape::Interval => {
             interval_at(value.ok_or_else(|| need("an interval such as \"30 days\""))?, vpath)?;
         }
-        Op::BetweenAgo => {
+        ValueShape::PairOfIntervals => {
             let v = value.ok_or_else(|| need("[older, newer] such as [\"30 days\", \"7 days\"]"))?;
             let a = match v {
                 Value::Array(a) if a.len() == 2 => a,
@@ -1247,7 +1343,7 @@ fn check_value_shape(op: Op, value: Option<&Value>, vpath: &str, path: &str) -> 
                 }
             }
         }
-        Op::InPeriod => {
+        ValueShape::Period => {
             let names = || PERIODS.iter().map(|p| p.0);
             let v = value.ok_or_else(|| need("a period such as \"this_month\""))?;
             let s = v.as_str().ok_or_else(|| {
@@ -1264,7 +1360,7 @@ fn check_value_shape(op: Op, value: Option<&Value>, vpath: &str, path: &str) -> 
                 });
             }
         }
-        Op::HasAny | Op::HasAll | Op::HasNone => {
+        ValueShape::NonEmptyStringArray => {
             let v = value.ok_or_else(|| need("a non-empty array of strings"))?;
             match v {
                 Value::Array(a) if a.is_empty() => {
@@ -1287,7 +1383,7 @@ fn check_value_shape(op: Op, value: Option<&Value>, vpath: &str, path: &str) -> 
                 }
             }
         }
-        Op::Before | Op::After => {
+        ValueShape::IsoDate => {
             let v = value.ok_or_else(|| need("an ISO date or timestamp"))?;
             let s = v.as_str().ok_or_else(|| {
                 invalid(
@@ -1307,7 +1403,7 @@ fn check_value_shape(op: Op, value: Option<&Value>, vpath: &str, path: &str) -> 
                 .hint("write \"2024-01-31\" or \"2024-01-31T12:00:00Z\""));
             }
         }
-        Op::Matches | Op::StartsWith | Op::EndsWith => {
+        ValueShape::String => {
             let v = value.ok_or_else(|| need("a string"))?;
             if !v.is_string() {
                 return Err(invalid(
@@ -1316,7 +1412,7 @@ fn check_value_shape(op: Op, value: Option<&Value>, vpath: &str, path: &str) -> 
                 ));
             }
         }
-        Op::Contains | Op::NotContains => {
+        ValueShape::StringOrJson => {
             // a string for text fields, an object or array for jsonb containment
             let v = value.ok_or_else(|| need("a string"))?;
             if matches!(v, Value::Null | Value::Bool(_) | Value::Number(_)) {
@@ -1326,7 +1422,7 @@ fn check_value_shape(op: Op, value: Option<&Value>, vpath: &str, path: &str) -> 
                 ));
             }
         }
-        Op::Eq | Op::Neq | Op::Gt | Op::Gte | Op::Lt | Op::Lte => {
+        ValueShape::Scalar | ValueShape::ScalarOrJson => {
             let v = value.ok_or_else(|| need("a string, number or boolean"))?;
             if v.is_null() {
                 return Err(invalid(vpath, "value is null").hint(format!(
@@ -1334,7 +1430,7 @@ fn check_value_shape(op: Op, value: Option<&Value>, vpath: &str, path: &str) -> 
                     if op == Op::Neq { "is_set" } else { "is_not_set" }
                 )));
             }
-            if !is_scalar(v) && !(matches!(op, Op::Eq | Op::Neq)) {
+            if !is_scalar(v) && shape != ValueShape::ScalarOrJson {
                 return Err(invalid(
                     vpath,
                     format!("expected a string, number or boolean, found {}", type_name(v)),

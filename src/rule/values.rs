@@ -2,7 +2,8 @@
 //! The accepted forms are a strict subset of what PostgreSQL accepts, so a value that passes here
 //! never fails later at execution.
 
-const UNITS: &[&str] = &[
+/// The units of an interval, matched case-insensitively (ASCII).
+pub const UNITS: &[&str] = &[
     "microsecond",
     "microseconds",
     "millisecond",
@@ -39,7 +40,7 @@ pub fn parse_interval(s: &str) -> Result<(), String> {
     if words.is_empty() {
         return Err("the interval is empty".into());
     }
-    if s.len() > 200 {
+    if s.len() > MAX_INTERVAL_BYTES {
         return Err("the interval is too long".into());
     }
     if words.len() % 2 != 0 {
@@ -59,7 +60,7 @@ pub fn parse_interval(s: &str) -> Result<(), String> {
             && n.chars().all(|c| c.is_ascii_digit() || c == '.')
             && n.chars().filter(|c| *c == '.').count() <= 1
             && n.chars().any(|c| c.is_ascii_digit())
-            && n.len() <= 12;
+            && n.len() <= MAX_NUMBER_CHARS;
         if !numeric {
             return Err(format!(
                 "\"{s}\" is not an interval: \"{n}\" is not a non-negative number"
@@ -123,11 +124,16 @@ pub fn interval_fields(s: &str) -> Option<[i128; 3]> {
     Some(f)
 }
 
+/// The longest interval text, in bytes.
+pub const MAX_INTERVAL_BYTES: usize = 200;
+/// The longest number of an interval (digits and at most one dot).
+pub const MAX_NUMBER_CHARS: usize = 12;
+
 /// The longest interval accepted: `now() - interval` must stay a valid timestamp.
 pub const MAX_INTERVAL_YEARS: f64 = 1000.0;
 
 /// The field a unit sets (PostgreSQL accepts each field once) and its length in seconds.
-fn unit_group(unit: &str) -> (&'static str, f64) {
+pub(crate) fn unit_group(unit: &str) -> (&'static str, f64) {
     match unit {
         "microsecond" | "microseconds" => ("microseconds", 1e-6),
         "millisecond" | "milliseconds" => ("milliseconds", 1e-3),
