@@ -162,5 +162,8 @@ SELECT * FROM state();
 DELETE FROM events WHERE lead_id = 2 AND type = 'purchase' AND metadata = '{"amount":450}';
 UPDATE events SET lead_id = 3 WHERE lead_id = 1 AND type = 'purchase';
 SELECT * FROM state();
+-- == the rule language as JSON Schema (the full agreement with the parser is a unit test)
+SELECT kenbun.rule_schema() ->> '$schema' AS dialect, kenbun.rule_schema() ->> '$id' AS id,
+       (SELECT count(*) FROM jsonb_object_keys(kenbun.rule_schema() -> '$defs')) > 10 AS constructs;
 \c kenbun_regress
 DROP DATABASE kenbun_behaviour;
