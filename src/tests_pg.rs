@@ -292,7 +292,7 @@ mod tests {
             }
             14 => {
                 // multi-value operators over a JSON array (0.6.0), against a hand-written element test
-                let vals: &[&str] = r.pick(&[&["a"][..], &["a", "b"][..], &["b", "c"][..]]);
+                let vals: &[&str] = *r.pick(&[&["a"][..], &["a", "b"][..], &["b", "c"][..]]);
                 let op = *r.pick(&["has_any", "has_all", "has_none"]);
                 let list = vals.iter().map(|v| format!("'{v}'")).collect::<Vec<_>>().join(",");
                 let elems = format!("jsonb_array_elements_text(CASE WHEN jsonb_typeof({t}.attributes -> 'tags') = 'array' THEN {t}.attributes -> 'tags' END)");
@@ -328,7 +328,7 @@ mod tests {
                 let g = 1 + r.below(30);
                 (
                     format!(r#"{{"sequence":{{"steps":[{{"type":"{a}"}},{{"type":"{b}"}}],"max_gap":"{g} days"}}}}"#),
-                    format!("EXISTS (SELECT 1 FROM d_events x JOIN d_events y ON y.lead_id = x.lead_id WHERE x.lead_id = {t}.id AND x.type = '{a}' AND y.type = '{b}' AND y.occurred_at > x.occurred_at AND y.occurred_at <= x.occurred_at + interval '{g} days')"),
+                    format!("EXISTS (SELECT 1 FROM d_events sx JOIN d_events sy ON sy.lead_id = sx.lead_id WHERE sx.lead_id = {t}.id AND sx.type = '{a}' AND sy.type = '{b}' AND sy.occurred_at > sx.occurred_at AND sy.occurred_at <= sx.occurred_at + interval '{g} days')"),
                 )
             }
             17 => {

@@ -139,7 +139,14 @@ fn concurrent_writers_leave_zero_drift() {
              ('saas_us', 'lead', '{"all":[{"field":"country","op":"eq","value":"US"},{"account":{"field":"industry","op":"eq","value":"SaaS"}}]}'),
              ('two_hot_leads', 'account', '{"leads":{"where":{"segment":"hot"},"count":{"op":"gte","value":2}}}'),
              ('four_leads', 'account', '{"leads":{"count":{"op":"gte","value":4}}}'),
-             ('viewers', 'account', '{"leads":{"where":{"segment":"three_views"},"count":{"op":"gte","value":2}}}');"#,
+             ('viewers', 'account', '{"leads":{"where":{"segment":"three_views"},"count":{"op":"gte","value":2}}}');
+           -- 0.6.0: a static list, overrides (of 'hot', set by the writers), aggregates and sequences
+           INSERT INTO kenbun.segments (name, kind, type) VALUES ('vip_list', 'lead', 'static');
+           INSERT INTO kenbun.segments (name, kind, rule) VALUES
+             ('vip_or_hot', 'lead', '{"any":[{"segment":"vip_list"},{"segment":"hot"}]}'),
+             ('vip_accounts', 'account', '{"leads":{"where":{"segment":"vip_list"}}}'),
+             ('view_then_click', 'lead', '{"sequence":{"steps":[{"type":"view"},{"type":"click"}],"max_gap":"1 day"}}'),
+             ('two_kinds', 'lead', '{"event":{"count_distinct":{"field":"type","op":"gte","value":2}}}');"#,
     )
     .unwrap();
     // three passes of 8 writers; drift is checked after each
@@ -164,7 +171,16 @@ fn concurrent_writers_leave_zero_drift() {
                     for _ in 0..rounds {
                         // few leads and accounts: every statement contends with the others
                         let lead = 1 + rnd(4);
-                        let sql = match rnd(6) {
+                        let sql = match rnd(9) {
+                            6 => {
+                                let f = ["segment_include", "segment_exclude", "segment_clear_override"][rnd(3) as usize];
+                                format!("BEGIN; SELECT kenbun.{f}('hot', ARRAY['{lead}']); SELECT pg_sleep(0.002); COMMIT;")
+                            }
+                            7 => {
+                                let f = if rnd(2) == 0 { "segment_add" } else { "segment_remove" };
+                                format!("BEGIN; SELECT kenbun.{f}('vip_list', ARRAY['{lead}']); SELECT pg_sleep(0.002); COMMIT;")
+                            }
+                            8 => format!("BEGIN; INSERT INTO events VALUES ({lead}, 'click', now(), '{{}}'); SELECT pg_sleep(0.002); COMMIT;"),
                             0 | 1 => format!("BEGIN; INSERT INTO events VALUES ({lead}, 'view', now(), '{{}}'); SELECT pg_sleep(0.002); COMMIT;"),
                             2 => format!("BEGIN; DELETE FROM events WHERE ctid = (SELECT ctid FROM events WHERE lead_id = {lead} LIMIT 1); SELECT pg_sleep(0.002); COMMIT;"),
                             3 => format!("BEGIN; UPDATE leads SET score = {} WHERE id = {lead}; SELECT pg_sleep(0.002); COMMIT;", rnd(70)),
@@ -200,6 +216,21 @@ fn concurrent_writers_leave_zero_drift() {
         "the workload should move members in and out (only {changes} changes)"
     );
     assert_eq!(total_drift(&mut c), 0, "drift after concurrent writers");
+    // every override the writers left holds, and the list's members are members of what uses it
+    let broken: i64 = c
+        .query_one(
+            "SELECT count(*) FROM kenbun.member_overrides o JOIN kenbun.segments s ON s.id = o.segment_id
+              WHERE o.include <> EXISTS (SELECT 1 FROM kenbun.lead_members m WHERE m.segment_id = s.id AND m.lead_id::text = o.member_id)",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(broken, 0, "overrides that do not hold after concurrent writers");
+    let manual: i64 = c
+        .query_one("SELECT count(*) FROM kenbun.membership_changes WHERE reason = 'manual'", &[])
+        .unwrap()
+        .get(0);
+    assert!(manual > 10, "the workload should change lists and overrides (only {manual} manual changes)");
     assert_eq!(
         replay_mismatches(&mut c),
         0,
