@@ -449,6 +449,41 @@ SET search_path = pg_catalog, pg_temp AS $$
                             > pg_catalog.date_trunc(b ->> 0, s.last_refreshed_at, b ->> 1)))
 $$;
 
+CREATE OR REPLACE FUNCTION kenbun.unbind(kind text)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tbl regclass := kenbun._require_kind(kind);
+    users text;
+    t text;
+BEGIN
+    SELECT pg_catalog.string_agg(pg_catalog.format('"%s"', s.name), ', ' ORDER BY s.name) INTO users
+      FROM kenbun.segments s
+     WHERE s.kind = unbind.kind OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(s.reads) r WHERE r ->> 0 = unbind.kind);
+    IF users IS NOT NULL THEN
+        RAISE EXCEPTION 'cannot unbind kind "%": segment(s) % use it', kind, users
+            USING ERRCODE = '2BP01', HINT = 'delete those segments first';
+    END IF;
+    FOR t IN SELECT g.tgname FROM pg_catalog.pg_trigger g
+              WHERE g.tgrelid = tbl AND (g.tgname LIKE 'kenbun\_maintain\_%' OR g.tgname LIKE 'kenbun\_capture%') LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', t, tbl);
+    END LOOP;
+    -- and what kenbun generated for the kind: its trigger functions, and (no segment of the kind is
+    -- left) its membership table; binding again creates them anew
+    FOR t IN SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace = 'kenbun'::regnamespace
+                AND p.proname IN ('_maintain_' || kind || '_insert', '_maintain_' || kind || '_update',
+                                  '_maintain_' || kind || '_delete') LOOP
+        EXECUTE format('DROP FUNCTION %s CASCADE', t);
+    END LOOP;
+    IF kind IN ('lead', 'account') THEN
+        EXECUTE format('DROP VIEW IF EXISTS kenbun.%I', kind || '_segment_members');
+        EXECUTE format('DROP TABLE IF EXISTS %s', (kenbun._members_of(kind)).tbl);
+    END IF;
+    DELETE FROM kenbun.bindings b WHERE b.kind = unbind.kind;
+END $$;
+COMMENT ON FUNCTION kenbun.unbind(text) IS 'Removes a binding, kenbun''s triggers from the table, and what kenbun generated for the kind.';
+
 CREATE OR REPLACE PROCEDURE kenbun.refresh_due_concurrently()
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -991,5 +1026,6 @@ GRANT EXECUTE ON FUNCTION kenbun._apply(kenbun.segments, text, text, text[]), ke
 ALTER FUNCTION kenbun._ensure_members(text) SECURITY DEFINER;
 ALTER FUNCTION kenbun._segments_before() SECURITY DEFINER;
 ALTER FUNCTION kenbun._segments_after() SECURITY DEFINER;
+ALTER FUNCTION kenbun.unbind(text) SECURITY DEFINER;
 
 -- (more parts above this line)

@@ -1257,6 +1257,7 @@ BEGIN
         EXECUTE format('DROP FUNCTION %s CASCADE', t);
     END LOOP;
     IF kind IN ('lead', 'account') THEN
+        EXECUTE format('DROP VIEW IF EXISTS kenbun.%I', kind || '_segment_members');
         EXECUTE format('DROP TABLE IF EXISTS %s', (kenbun._members_of(kind)).tbl);
     END IF;
     DELETE FROM kenbun.bindings b WHERE b.kind = unbind.kind;
