@@ -598,16 +598,7 @@ impl<'a> Cx<'a> {
             Class::Jsonb => matches!(f.op, Op::Eq | Op::Contains | Op::IsSet),
         };
         if !allowed {
-            return Err(KenbunError::at(
-                SqlState::DatatypeMismatch,
-                &format!("{}.op", f.path),
-                format!(
-                    "operator \"{}\" does not apply to field \"{}\", which is {} ({type_name})",
-                    f.op.name(),
-                    f.field,
-                    class_desc(class)
-                ),
-            ));
+            return Err(op_not_applicable(f, class, &type_name));
         }
         let lit = |cx: &Self, v: &Value, p: &str| cx.literal(class, &type_name, v, p, &f.field);
         let v = f.value.as_ref();
@@ -1298,6 +1289,20 @@ impl<'a> Cx<'a> {
     }
 }
 
+/// The operator of `f` does not apply to its field's type.
+fn op_not_applicable(f: &FieldCond, class: Class, type_name: &str) -> KenbunError {
+    KenbunError::at(
+        SqlState::DatatypeMismatch,
+        &format!("{}.op", f.path),
+        format!(
+            "operator \"{}\" does not apply to field \"{}\", which is {} ({type_name})",
+            f.op.name(),
+            f.field,
+            class_desc(class)
+        ),
+    )
+}
+
 fn mismatch(vpath: &str, field: &str, class: Class, v: &Value) -> KenbunError {
     let hint = match class {
         Class::Text => "write the value as a JSON string",
@@ -1378,16 +1383,7 @@ fn has_elements(f: &FieldCond, resolved: Resolved) -> Result<String> {
         | Resolved::JsonPath { json, .. } => {
             format!("(CASE WHEN pg_catalog.jsonb_typeof({json}) = 'array' THEN {json} {json_op} {arr} END)")
         }
-        Resolved::Typed { class, type_name, .. } => return Err(KenbunError::at(
-            SqlState::DatatypeMismatch,
-            &format!("{}.op", f.path),
-            format!(
-                "operator \"{}\" does not apply to field \"{}\", which is {} ({type_name})",
-                f.op.name(),
-                f.field,
-                class_desc(class)
-            ),
-        )
+        Resolved::Typed { class, type_name, .. } => return Err(op_not_applicable(f, class, &type_name)
         .hint("has_any, has_all and has_none test the elements of a text[] column or of a JSON array (a jsonb field or a dotted path)")),
     };
     Ok(if f.op == Op::HasNone { negate(&positive) } else { positive })
