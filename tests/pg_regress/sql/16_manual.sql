@@ -128,6 +128,15 @@ SELECT members('attendees') AS attendees, members('us') AS us,
        (SELECT string_agg(member_id || ':' || override, ',') FROM kenbun.segment_overrides) AS overrides;
 SELECT drift() AS drift;
 
+-- == a static list works wherever a segment does: compare, members, export, history, engagement
+INSERT INTO events (lead_id, type, occurred_at) VALUES (1, 'view', now());
+SELECT only_a, "both", only_b FROM kenbun.segment_compare('attendees', 'us');
+SELECT member_id FROM kenbun.segment_members('attendees');
+SELECT member_id FROM kenbun.segment_export('attendees');
+SELECT sum(entered) AS entered, sum(exited) AS exited FROM kenbun.segment_history('attendees', '1 day', now() - interval '1 day');
+SELECT event_type, members_with_event FROM kenbun.segment_engagement('attendees');
+SELECT segment FROM kenbun.lead_segments('1') ORDER BY 1;
+
 -- == BI views and history
 SELECT segment_name, kind, segment_type, member_id FROM kenbun.lead_segment_members ORDER BY segment_name, member_id;
 SELECT segment_name, member_id FROM kenbun.account_segment_members ORDER BY 1, 2;
