@@ -110,6 +110,11 @@ pub fn compile_saved(rule: Option<&Rule>, kind: Kind, cat: &Catalog, seg: &catal
         };
         let mut c = Compiled { sql: static_lookup(seg.id, kind, "sm", alias, &key), reads_membership: true, ..Default::default() };
         c.reads.insert((kind, key));
+        // what the fill reads counts as read: its author must be allowed to read it (the privilege
+        // check of kenbun.segments), or a list filled once would tell who matches a hidden column
+        if let Some(f) = &fill {
+            c.reads.extend(f.reads.iter().cloned());
+        }
         return Ok((c, fill));
     }
     let rule = rule.ok_or_else(|| {

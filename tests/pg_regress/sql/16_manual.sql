@@ -83,6 +83,16 @@ SELECT try($$UPDATE kenbun.segments SET active = false WHERE name = 'attendees'$
 SELECT try($$INSERT INTO kenbun.segments (name, kind) VALUES ('norule', 'lead')$$);
 SELECT try($$SELECT kenbun.segment_diagnose('attendees', 'lead')$$) ~ '^0A000' AS diagnose_refused;
 SELECT members('attendees') AS attendees;
+-- the rule that fills a static list reads what it reads: its author must be allowed to (42501)
+CREATE ROLE kenbun_manual_author IN ROLE kenbun_admin;
+GRANT SELECT (id, country) ON leads TO kenbun_manual_author;
+SET ROLE kenbun_manual_author;
+SELECT try($$INSERT INTO kenbun.segments (name, kind, type, rule) VALUES ('by score', 'lead', 'static', '{"field":"score","op":"gte","value":50}')$$) ~ '^42501' AS hidden_column_refused;
+SELECT try($$INSERT INTO kenbun.segments (name, kind, type, rule) VALUES ('by country', 'lead', 'static', '{"field":"country","op":"eq","value":"US"}')$$) AS readable_column;
+RESET ROLE;
+DELETE FROM kenbun.segments WHERE name = 'by country';
+REVOKE ALL ON leads FROM kenbun_manual_author;
+DROP ROLE kenbun_manual_author;
 -- a snapshot freezes the current members
 SELECT kenbun.segment_snapshot('us', 'us_launch') > 0 AS snapshot;
 SELECT name, type, description LIKE 'snapshot of "us" taken at %' AS described FROM kenbun.segments WHERE name = 'us_launch';
