@@ -89,17 +89,14 @@ CREATE FUNCTION kenbun._static_fill(seg kenbun.segments)
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    b record;
     keys text[];
-    fill text;
 BEGIN
     IF seg.rule IS NULL THEN
         RETURN;
     END IF;
-    b := kenbun._bound(seg.kind);
-    fill := kenbun._compile_saved(seg.rule, seg.kind, seg.name, seg.id, 'static') ->> 'fill';
-    EXECUTE format('SELECT pg_catalog.array_agg(%1$s.%2$I::text) FROM %3$s AS %1$s WHERE %4$s',
-                   CASE seg.kind WHEN 'lead' THEN 'l' ELSE 'a' END, b.key, b.tbl, fill)
+    -- the members of the rule's SQL (compiled_sql holds the list's own lookup)
+    seg.compiled_sql := kenbun._compile_saved(seg.rule, seg.kind, seg.name, seg.id, 'static') ->> 'fill';
+    EXECUTE format('SELECT pg_catalog.array_agg(s.mid::text) FROM (%s) s', kenbun._members_query(seg))
         INTO keys;
     PERFORM kenbun._apply(seg, 'enter', 'initial', COALESCE(keys, '{}'));
 END $$;
