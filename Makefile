@@ -1,5 +1,5 @@
 # kenbun: the two commands of the README are `make demo` and `make test`.
-.PHONY: setup install demo test test-unit test-pg test-regress test-live soak model bench cluster-start cluster-stop psql
+.PHONY: setup install demo docs test test-unit test-pg test-regress test-docs test-live soak model bench cluster-start cluster-stop psql
 
 setup:
 	@bash scripts/setup.sh
@@ -10,6 +10,11 @@ install: setup
 demo: install
 	@bash scripts/cluster.sh start
 	@bash scripts/demo.sh
+
+# regenerates what the documentation shows: docs/expected/, the outputs in README.md, docs/reference.md
+docs: install
+	@bash scripts/cluster.sh start >/dev/null
+	@bash scripts/docs.sh
 
 test: setup
 	@bash scripts/test.sh all
@@ -22,6 +27,9 @@ test-pg: setup
 
 test-regress: setup
 	@bash scripts/test.sh regress
+
+test-docs: setup
+	@bash scripts/test.sh docs
 
 test-live: setup
 	@bash scripts/test.sh live

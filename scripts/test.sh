@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Every test layer: (1) pure-Rust unit tests (with the rule fuzzer and its corpus), (2) #[pg_test]
 # inside PostgreSQL, (3) pg_regress SQL tests against the installed extension in the private cluster
-# (roles, upgrade from 0.1.0), (4) live tests with several connections against the same cluster
-# (NOTIFY, concurrency, key types, pg_cron, injection corpus, in-database fuzzing, short soak), (5) the
-# benchmark in --quick mode as a smoke test (no timing assertions). `scripts/test.sh soak` is the
-# full soak (make soak); `scripts/test.sh model` the long model-based run (make model).
+# (roles, upgrade from 0.1.0), (4) the documentation: every sql block of README.md and docs/*.md run on
+# a fresh demo database and compared with what the documents show (scripts/doctest.py), and
+# docs/reference.md regenerated from the catalog and compared (scripts/reference.py), (5) live tests
+# with several connections against the same cluster (NOTIFY, concurrency, key types, pg_cron,
+# injection corpus, in-database fuzzing, short soak), (6) the benchmark in --quick mode as a smoke
+# test (no timing assertions). `scripts/test.sh soak` is the full soak (make soak); `scripts/test.sh
+# model` the long model-based run (make model).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
@@ -44,8 +47,17 @@ if [[ $layer == all || $layer == regress ]]; then
   fi
 fi
 
+if [[ $layer == all || $layer == docs ]]; then
+  echo "== 4. documentation (every sql block of README.md and docs/*.md on a fresh demo database; docs/reference.md current)"
+  if [[ $layer == docs ]]; then bash scripts/install.sh; fi
+  bash scripts/cluster.sh start >/dev/null
+  export PG_BIN SOCKDIR PGPORT_PRIVATE STATE
+  python3 scripts/doctest.py check
+  python3 scripts/reference.py check
+fi
+
 if [[ $layer == all || $layer == live ]]; then
-  echo "== 4. live tests (several connections, private cluster)"
+  echo "== 5. live tests (several connections, private cluster)"
   if [[ $layer == live ]]; then bash scripts/install.sh; fi
   bash scripts/cluster.sh start >/dev/null
   # live.rs: NOTIFY, concurrency, key types, pg_cron; injection.rs: the injection corpus through every
@@ -82,7 +94,7 @@ if [[ $layer == model ]]; then
 fi
 
 if [[ $layer == all || $layer == bench ]]; then
-  echo "== 5. benchmark smoke run (bench/bench.py --quick)"
+  echo "== 6. benchmark smoke run (bench/bench.py --quick)"
   if [[ $layer == bench ]]; then bash scripts/install.sh; fi
   bash scripts/cluster.sh start >/dev/null
   python3 bench/bench.py --quick --no-write
