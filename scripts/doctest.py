@@ -8,7 +8,7 @@ Rules a document follows:
 - Every fenced block names its language (```sql, ```sh, ```text, ```json, ...): an untagged block is an
   error, so an example cannot hide from this test.
 - The ```sql blocks of a document run in order in ONE psql session (as a reader pasting them into
-  `make psql` would), on a database created by scripts/demo.sql just before. psql runs with its
+  `make psql` would), on a database created by scripts/demo.sql just before (one per document). psql runs with its
   defaults, except `\\set SHOW_CONTEXT never`.
 - A block that is meant to fail says so with a comment `-- expected error: SQLSTATE`; it must fail with
   exactly that SQLSTATE. Any other block must not raise an error.
@@ -198,10 +198,10 @@ def main():
     if mode not in ("check", "accept"):
         fail("usage: doctest.py check|accept")
     docs = [(d, *parse(d)) for d in documents()]
-    fresh_demo([b for _, _, bl, _ in docs for b in bl])
     problems = []
     for path, lines, blocks, sections in docs:
         rel = os.path.relpath(path, ROOT)
+        fresh_demo(blocks)
         run(blocks, isolated(lines))
         for b in blocks:
             want = "error " + b.error if b.error else "ok"

@@ -171,6 +171,8 @@ def generate(db):
         for (proname, ident, args, result, kind, vol, secdef, comment, reader, admin, public) in overloads:
             what = "CALL kenbun" if kind == "p" else "kenbun"
             sig = f"{what}.{proname}({args})" + (f" RETURNS {result}" if kind != "p" else "")
+            out.append("Signature:")
+            out.append("")
             out.append("```text")
             out.append(sig)
             out.append("```")

@@ -67,7 +67,6 @@ BEGIN
     PERFORM kenbun._same_kind(sa, sb);
     RETURN QUERY SELECT * FROM kenbun._compare(kenbun._member_set(sa), kenbun._member_set(sb));
 END $$;
-COMMENT ON FUNCTION kenbun.segment_compare(text, text) IS 'Overlap of two saved segments: members only in a, in both, only in b, and the Jaccard index (NULL when both are empty).';
 
 CREATE FUNCTION kenbun.segment_compare(a kenbun.segment_rule, b kenbun.segment_rule, kind text DEFAULT 'lead')
 RETURNS TABLE (only_a bigint, "both" bigint, only_b bigint, jaccard float8) LANGUAGE plpgsql
@@ -86,7 +85,6 @@ BEGIN
     PERFORM kenbun._same_kind(sa, sb);
     RETURN QUERY SELECT * FROM kenbun._compare_members(kenbun._member_set(sa), kenbun._member_set(sb));
 END $$;
-COMMENT ON FUNCTION kenbun.segment_compare_members(text, text) IS 'Every member of either segment, with side only_a, both or only_b.';
 
 CREATE FUNCTION kenbun.segment_compare_members(a kenbun.segment_rule, b kenbun.segment_rule, kind text DEFAULT 'lead')
 RETURNS TABLE (member_id text, side text) LANGUAGE plpgsql
@@ -108,6 +106,24 @@ BEGIN
     END IF;
 END $$;
 
+-- A key given as text, checked against the type of the bound key: kenbun's error instead of a raw cast's.
+CREATE FUNCTION kenbun._check_key(kind text, key text, arg text)
+RETURNS void LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    b record := kenbun._bound(kind);
+BEGIN
+    IF key IS NULL THEN
+        RETURN;
+    END IF;
+    BEGIN
+        EXECUTE pg_catalog.format('SELECT $1::%s', b.keytype) USING key;
+    EXCEPTION WHEN data_exception THEN
+        RAISE EXCEPTION '% % is not a % key: the key of % is of type %', arg, pg_catalog.quote_literal(key), kind, b.tbl, b.keytype
+            USING ERRCODE = '22P02', HINT = pg_catalog.format('pass a value of %s.%I, as text or as it is', b.tbl, b.key);
+    END;
+END $$;
+
 CREATE FUNCTION kenbun.segment_members(name text, lim int DEFAULT 100, after text DEFAULT NULL)
 RETURNS TABLE (member_id text, entered_at timestamptz, member jsonb) LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
@@ -119,6 +135,7 @@ BEGIN
         RAISE EXCEPTION 'lim must not be negative (got %)', lim USING ERRCODE = '22023';
     END IF;
     PERFORM kenbun._require_active(seg);
+    PERFORM kenbun._check_key(seg.kind, after, 'after');
     RETURN QUERY EXECUTE format($q$
         SELECT m.%1$I::text, m.entered_at, pg_catalog.to_jsonb(t)
           FROM %2$s AS m JOIN %3$s AS t ON t.%4$I = m.%1$I
@@ -129,7 +146,6 @@ BEGIN
          b.tbl, b.key, b.keytype)
     USING seg.id, after, lim;
 END $$;
-COMMENT ON FUNCTION kenbun.segment_members(text, int, text) IS 'Members of a segment with their rows, ordered by key; pass the last member_id as after for the next page.';
 
 CREATE FUNCTION kenbun.segment_export(name text)
 RETURNS TABLE (member_id text, entered_at timestamptz, member jsonb) LANGUAGE plpgsql
@@ -137,7 +153,6 @@ SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RETURN QUERY SELECT * FROM kenbun.segment_members(name, 2147483647, NULL);
 END $$;
-COMMENT ON FUNCTION kenbun.segment_export(text) IS 'Every member with its row, for COPY (SELECT * FROM kenbun.segment_export(...)) TO STDOUT WITH CSV HEADER.';
 
 CREATE FUNCTION kenbun.segment_history(name text, bucket interval DEFAULT '1 day',
                                        since timestamptz DEFAULT pg_catalog.now() - interval '30 days')
@@ -165,7 +180,6 @@ BEGIN
               FROM c WHERE c.changed_at < b.e)
       FROM b ORDER BY b.s;
 END $$;
-COMMENT ON FUNCTION kenbun.segment_history(text, interval, timestamptz) IS 'Entries, exits and size at the end of each bucket, from the change log.';
 
 CREATE FUNCTION kenbun.segment_engagement(name text, since timestamptz DEFAULT pg_catalog.now() - interval '30 days')
 RETURNS TABLE (event_type text, members_with_event bigint, events bigint, events_per_member float8) LANGUAGE plpgsql
@@ -204,7 +218,6 @@ BEGIN
         USING since, total;
     END IF;
 END $$;
-COMMENT ON FUNCTION kenbun.segment_engagement(text, timestamptz) IS 'Events of the members since a time, per event type; events_per_member divides by the segment size.';
 
 CREATE FUNCTION kenbun.lead_segments(lead_id text)
 RETURNS TABLE (segment text, entered_at timestamptz) LANGUAGE plpgsql
@@ -212,12 +225,19 @@ SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     b record := kenbun._bound('lead');
 BEGIN
+    PERFORM kenbun._check_key('lead', lead_id, 'lead_id');
     RETURN QUERY EXECUTE format($q$
         SELECT s.name, m.entered_at FROM kenbun.lead_members m JOIN kenbun.segments s ON s.id = m.segment_id
          WHERE m.lead_id = $1::%s ORDER BY s.name
     $q$, b.keytype) USING lead_id;
 END $$;
-COMMENT ON FUNCTION kenbun.lead_segments(text) IS 'The segments a lead is in, for routing.';
+
+-- the key as it is (lead_segments(42)): any type, passed on as text
+CREATE FUNCTION kenbun.lead_segments(lead_id anyelement)
+RETURNS TABLE (segment text, entered_at timestamptz) LANGUAGE sql
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM kenbun.lead_segments(lead_segments.lead_id::text);
+$$;
 
 CREATE FUNCTION kenbun.drift_report()
 RETURNS TABLE (segment text, missing bigint, unexpected bigint) LANGUAGE plpgsql
@@ -242,7 +262,6 @@ BEGIN
         END IF;
     END LOOP;
 END $$;
-COMMENT ON FUNCTION kenbun.drift_report() IS 'Drift of every segment at once, and membership rows of segments that do not exist (as "(no segment <id>)").';
 
 -- The members of a segment, keys as text in key order (for export_definitions).
 CREATE FUNCTION kenbun._member_list(seg kenbun.segments)
@@ -285,7 +304,6 @@ SET search_path = pg_catalog, pg_temp AS $$
                       ORDER BY o.depth, s.name)
                       FROM kenbun.segments s JOIN o ON o.name = s.name), '[]'))
 $$;
-COMMENT ON FUNCTION kenbun.export_definitions() IS 'Field mappings, levels and segments (in dependency order) as one JSON document, with the members of static segments ("members", keys as text) and the overrides of dynamic ones ("overrides": {"include": […], "exclude": […]}). Membership of dynamic segments is not included: it follows from the rules.';
 
 
 CREATE FUNCTION kenbun._doc_error(path text, msg text)
@@ -409,7 +427,6 @@ BEGIN
     END LOOP;
     RETURN n;
 END $$;
-COMMENT ON FUNCTION kenbun.import_definitions(jsonb, boolean) IS 'Imports a document made by export_definitions, all or nothing; returns how many definitions it created or replaced. A static segment gets exactly the listed members, a dynamic one exactly the listed overrides (their keys must exist in the bound tables: 23503 otherwise).';
 
 -- A static segment's members or a dynamic segment's overrides as an imported document lists them
 -- (exactly those: a replaced segment loses the others).
@@ -446,5 +463,3 @@ END $$;
 
 -- segment_why (Rust, src/analysis.rs + src/compile/why.rs): runs with the caller's rights, like
 -- segment_diagnose; readers may call it (it reads the bound tables, events and membership tables).
-COMMENT ON FUNCTION kenbun.segment_why(text, text) IS 'Why a lead or account (member_id: its key as text) is or is not in a saved segment (segment: its name; rule JSON text instead is taken as an ad-hoc lead rule, as by the other overload). A first row (path "segment") says whether it is in the membership table, and its value why when that is not the rule: "static list", "override: included" / "override: excluded", "inactive: no members", "building: membership may lag the rule", or drift ("rule" when it is the rule). Then, unless the segment is static, one row per node of its rule in document order: path (JSON path), condition (indented two spaces per depth), result (the node''s two-valued truth for this member, as kenbun.compile computes it) and value (what it compared: the field''s value as JSON, null when missing; a level''s value and tier; the number of matching events or leads; the account''s key, its conditions read from the account row; membership of a referenced segment; "k of n" for all/any; for the nodes of an event''s or leads'' where: true when one of the counted rows satisfies the node, value how many do). Errors: 42704 unknown segment, 22P02 member_id not of the key''s type, 22023 no such lead/account, 55000 no table bound.';
-COMMENT ON FUNCTION kenbun.segment_why(kenbun.segment_rule, text, text) IS 'Why a lead or account (member_id: its key as text; kind lead or account) does or does not match an ad-hoc rule: one row per node of the rule in document order with path, condition (indented by depth), result (the node''s two-valued truth for this member, as kenbun.compile computes it) and value (what it compared). Errors: kenbun''s rule errors (22023, 42703, 42704, 42804, 2201B, …), 22023 invalid kind or no such lead/account, 22P02 member_id not of the key''s type, 55000 no table bound.';

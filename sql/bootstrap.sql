@@ -21,7 +21,6 @@ CREATE TABLE kenbun.bindings (
     metadata_column name,   -- events
     bound_at        timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
-COMMENT ON TABLE kenbun.bindings IS 'The application tables kenbun reads: one row per kind (lead, account, event).';
 
 CREATE TABLE kenbun.fields (
     kind text NOT NULL CHECK (kind IN ('lead', 'account', 'event')),
@@ -30,14 +29,12 @@ CREATE TABLE kenbun.fields (
     type regtype NOT NULL,
     PRIMARY KEY (kind, name)
 );
-COMMENT ON TABLE kenbun.fields IS 'Named, typed fields over a column or a JSON path (kenbun.map_field).';
 
 CREATE TABLE kenbun.levels (
     name  text PRIMARY KEY CHECK (name <> ''),
     field text NOT NULL,
     tiers jsonb NOT NULL
 );
-COMMENT ON TABLE kenbun.levels IS 'Ordered tiers over a numeric field (kenbun.define_levels).';
 
 SELECT pg_catalog.pg_extension_config_dump('kenbun.bindings', '');
 SELECT pg_catalog.pg_extension_config_dump('kenbun.fields', '');
@@ -126,7 +123,6 @@ BEGIN
     PERFORM kenbun._check_bound_once(tbl, 'lead');
     PERFORM kenbun._catalog_changed(true);
 END $$;
-COMMENT ON FUNCTION kenbun.bind_leads(regclass, name, name) IS 'Binds the application''s lead table; re-binding replaces the old binding.';
 
 CREATE FUNCTION kenbun.bind_accounts(tbl regclass, key name DEFAULT 'id')
 RETURNS void LANGUAGE plpgsql
@@ -141,7 +137,6 @@ BEGIN
     PERFORM kenbun._check_bound_once(tbl, 'account');
     PERFORM kenbun._catalog_changed(true);
 END $$;
-COMMENT ON FUNCTION kenbun.bind_accounts(regclass, name) IS 'Binds the application''s account table; re-binding replaces the old binding.';
 
 CREATE FUNCTION kenbun.bind_events(tbl regclass, lead_key name DEFAULT 'lead_id', type_column name DEFAULT 'type',
                                    time_column name DEFAULT 'occurred_at', metadata_column name DEFAULT 'metadata')
@@ -174,7 +169,6 @@ BEGIN
     PERFORM kenbun._check_bound_once(tbl, 'event');
     PERFORM kenbun._catalog_changed(true);
 END $$;
-COMMENT ON FUNCTION kenbun.bind_events(regclass, name, name, name, name) IS 'Binds the application''s event table; re-binding replaces the old binding.';
 
 CREATE FUNCTION kenbun._require_kind(kind text)
 RETURNS regclass LANGUAGE plpgsql STABLE
@@ -235,7 +229,6 @@ BEGIN
     ON CONFLICT ON CONSTRAINT fields_pkey DO UPDATE SET path = EXCLUDED.path, type = EXCLUDED.type;
     PERFORM kenbun._catalog_changed();
 END $$;
-COMMENT ON FUNCTION kenbun.map_field(text, text, text, regtype) IS 'Adds (or replaces) a named, typed field over a column or JSON path.';
 
 CREATE FUNCTION kenbun.unmap_field(kind text, field text)
 RETURNS boolean LANGUAGE plpgsql
@@ -293,7 +286,6 @@ BEGIN
     ON CONFLICT ON CONSTRAINT levels_pkey DO UPDATE SET field = EXCLUDED.field, tiers = EXCLUDED.tiers;
     PERFORM kenbun._catalog_changed();
 END $$;
-COMMENT ON FUNCTION kenbun.define_levels(text, text, jsonb) IS 'Defines (or replaces) ordered tiers over a numeric field.';
 
 CREATE FUNCTION kenbun.drop_levels(name text)
 RETURNS boolean LANGUAGE plpgsql

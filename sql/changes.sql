@@ -32,9 +32,6 @@ CREATE TABLE kenbun.change_consumers (
     created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
-COMMENT ON TABLE kenbun.change_consumers IS 'Named consumers of kenbun.membership_changes (register_consumer, consume_changes, drop_consumer); prune_changes keeps every change a consumer has not consumed.';
-COMMENT ON COLUMN kenbun.change_consumers.position IS 'The id of the last change consumed (or skipped): consume_changes returns the changes after it.';
-COMMENT ON COLUMN kenbun.change_consumers.updated_at IS 'When the position last moved.';
 SELECT pg_catalog.pg_extension_config_dump('kenbun.change_consumers', '');
 
 -- The horizon (see the top of this file): the largest id up to which every change is final, for a
@@ -163,7 +160,6 @@ BEGIN
     RETURN QUERY SELECT m.* FROM kenbun.membership_changes m
                   WHERE m.id > after_id AND m.id <= h ORDER BY m.id LIMIT lim;
 END $$;
-COMMENT ON FUNCTION kenbun.changes_since(bigint, integer) IS 'Up to lim (1..100000) committed changes with id > after_id, in id order, never one that a transaction still open could precede: pass the id of the last change read to get the next ones, none skipped. Waits for transactions that logged changes and are still open (kenbun.changes_max_wait, default 1 s; then returns none and a NOTICE). Errors: 22023 (NULL after_id, lim out of range, bad kenbun.changes_max_wait), 0A000 (not READ COMMITTED, or on a standby), 42501 (not kenbun_reader).';
 
 CREATE FUNCTION kenbun.register_consumer(name text, from_now boolean DEFAULT true)
 RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER
@@ -201,7 +197,6 @@ BEGIN
     RETURNING c.position INTO pos;
     RETURN pos;
 END $$;
-COMMENT ON FUNCTION kenbun.register_consumer(text, boolean) IS 'Registers a named consumer of the change log and returns its position: with from_now (the default) it gets the changes committed after this call, otherwise every change still in the log. An existing consumer is kept as it is (NOTICE). Errors: 22023 (empty name or longer than 255 characters, NULL from_now), 55P03 (from_now while transactions that logged changes stay open longer than kenbun.changes_max_wait), 42501 (not kenbun_admin).';
 
 CREATE FUNCTION kenbun.drop_consumer(name text)
 RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER
@@ -213,7 +208,6 @@ BEGIN
     DELETE FROM kenbun.change_consumers c WHERE c.name = drop_consumer.name;
     RETURN FOUND;
 END $$;
-COMMENT ON FUNCTION kenbun.drop_consumer(text) IS 'Drops a named consumer (prune_changes no longer keeps changes for it); returns whether it existed. Errors: 22023 (empty name), 42501 (not kenbun_admin).';
 
 CREATE FUNCTION kenbun.consume_changes(consumer text, lim int DEFAULT 1000)
 RETURNS SETOF kenbun.membership_changes LANGUAGE plpgsql SECURITY DEFINER
@@ -254,7 +248,6 @@ BEGIN
        SET position = CASE WHEN n = lim THEN last_id ELSE h END, updated_at = pg_catalog.now()
      WHERE c.name = consumer;
 END $$;
-COMMENT ON FUNCTION kenbun.consume_changes(text, integer) IS 'The next changes (at most lim, 1..100000, in id order) after the consumer''s position, and moves the position past them in the same transaction: a rollback returns them again. Workers of one consumer take turns (the consumer''s row is locked), so each change goes to one of them once. Same order guarantee as changes_since. Errors: 42704 (no such consumer), 22023 (empty name, lim out of range), 0A000 (not READ COMMITTED, or on a standby), 42501 (not kenbun_reader).';
 
 -- Retention, meant for pg_cron (in the database that uses kenbun, or with cron.schedule_in_database):
 --   SELECT cron.schedule('kenbun-prune', '17 3 * * *', $$SELECT kenbun.prune_changes('30 days')$$);
@@ -319,7 +312,6 @@ BEGIN
     END IF;
     RETURN total;
 END $$;
-COMMENT ON FUNCTION kenbun.prune_changes(interval) IS 'Deletes the oldest changes of the log, up to the first one not older than older_than and never one a registered consumer has not consumed (NOTICE when a consumer held changes back); returns how many it deleted. For pg_cron: SELECT cron.schedule(''kenbun-prune'', ''17 3 * * *'', $$SELECT kenbun.prune_changes(''30 days'')$$). Deletes in batches of 10,000 and never blocks writers. Errors: 22023 (NULL or negative interval), 42501 (not kenbun_admin).';
 
 -- A publication of the change log for logical replication (pgoutput) and decoding. Created by a
 -- function, not by the extension script: a publication is not an extension member, so pg_dump
@@ -360,4 +352,3 @@ BEGIN
     END IF;
     EXECUTE pg_catalog.format('ALTER PUBLICATION %I ADD TABLE kenbun.membership_changes', name);
 END $$;
-COMMENT ON FUNCTION kenbun.create_publication(text) IS 'Creates publication name (default kenbun_changes) of the inserts into kenbun.membership_changes, for logical replication or decoding (needs wal_level = logical); adds the table again to that publication left empty by DROP EXTENSION or a restore. Errors: 22023 (empty name or longer than 63 bytes), 42710 (a publication of that name that is not kenbun''s), 42501 (not kenbun_admin).';

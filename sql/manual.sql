@@ -139,28 +139,24 @@ RETURNS bigint LANGUAGE sql
 SET search_path = pg_catalog, pg_temp AS $$
     SELECT kenbun._static_change(name, ids, 'enter');
 $$;
-COMMENT ON FUNCTION kenbun.segment_add(text, text[]) IS 'Adds members (keys of the bound table, as text) to a static segment; returns how many were not members yet. Logged with reason manual; segments that use it are re-evaluated. Errors: 42704 (no such segment), 0A000 (a dynamic segment: use segment_include), 23503 (a key not in the bound table), 22P02 (not a key), 22004 (NULL ids).';
 
 CREATE FUNCTION kenbun.segment_add(name text, ids anyarray)
 RETURNS bigint LANGUAGE sql
 SET search_path = pg_catalog, pg_temp AS $$
     SELECT kenbun._static_change(name, ids::text[], 'enter');
 $$;
-COMMENT ON FUNCTION kenbun.segment_add(text, anyarray) IS 'segment_add with the keys in their own type (bigint[], uuid[], …).';
 
 CREATE FUNCTION kenbun.segment_remove(name text, ids text[])
 RETURNS bigint LANGUAGE sql
 SET search_path = pg_catalog, pg_temp AS $$
     SELECT kenbun._static_change(name, ids, 'exit');
 $$;
-COMMENT ON FUNCTION kenbun.segment_remove(text, text[]) IS 'Removes members from a static segment; returns how many were members. Logged with reason manual; segments that use it are re-evaluated. Errors as segment_add.';
 
 CREATE FUNCTION kenbun.segment_remove(name text, ids anyarray)
 RETURNS bigint LANGUAGE sql
 SET search_path = pg_catalog, pg_temp AS $$
     SELECT kenbun._static_change(name, ids::text[], 'exit');
 $$;
-COMMENT ON FUNCTION kenbun.segment_remove(text, anyarray) IS 'segment_remove with the keys in their own type.';
 
 CREATE FUNCTION kenbun.segment_snapshot(name text, new_name text)
 RETURNS bigint LANGUAGE plpgsql
@@ -187,7 +183,6 @@ BEGIN
     PERFORM kenbun._apply(snap, 'enter', 'initial', COALESCE(keys, '{}'));
     RETURN snap.id;
 END $$;
-COMMENT ON FUNCTION kenbun.segment_snapshot(text, text) IS 'Freezes the current members of a segment as a new static segment new_name; returns its id. Its members enter with reason initial. Errors: 42704 (no such segment), 23505 (new_name taken), 55000 (the segment is inactive or building).';
 
 -- == Overrides of dynamic segments
 CREATE FUNCTION kenbun._override(name text, ids text[], include boolean)
@@ -239,21 +234,18 @@ RETURNS bigint LANGUAGE sql
 SET search_path = pg_catalog, pg_temp AS $$
     SELECT kenbun._override(name, ids, true);
 $$;
-COMMENT ON FUNCTION kenbun.segment_include(text, text[]) IS 'Keeps members in a dynamic segment whatever its rule says (an override); returns how many overrides were added or changed. Membership changes are logged with reason manual. Errors: 42704 (no such segment), 0A000 (a static segment: use segment_add), 23503 (a key not in the bound table), 22P02, 22004.';
 
 CREATE FUNCTION kenbun.segment_exclude(name text, ids text[])
 RETURNS bigint LANGUAGE sql
 SET search_path = pg_catalog, pg_temp AS $$
     SELECT kenbun._override(name, ids, false);
 $$;
-COMMENT ON FUNCTION kenbun.segment_exclude(text, text[]) IS 'Keeps members out of a dynamic segment whatever its rule says (an override); returns how many overrides were added or changed. Errors as segment_include.';
 
 CREATE FUNCTION kenbun.segment_clear_override(name text, ids text[])
 RETURNS bigint LANGUAGE sql
 SET search_path = pg_catalog, pg_temp AS $$
     SELECT kenbun._override(name, ids, NULL);
 $$;
-COMMENT ON FUNCTION kenbun.segment_clear_override(text, text[]) IS 'Removes the overrides of these members: the rule decides again; returns how many overrides were removed. Errors as segment_include.';
 
 -- == History of one lead
 CREATE FUNCTION kenbun.lead_history(lead_id text, since timestamptz DEFAULT NULL)
@@ -266,4 +258,11 @@ SET search_path = pg_catalog, pg_temp AS $$
        AND (lead_history.since IS NULL OR c.changed_at >= lead_history.since)
      ORDER BY c.id;
 $$;
-COMMENT ON FUNCTION kenbun.lead_history(text, timestamptz) IS 'Every enter and exit of one lead (its key as text), oldest first, from the change log (as far back as kenbun.prune_changes kept it); segment is NULL for a segment deleted since. Errors: 42501 (not kenbun_reader).';
+
+-- the key as it is (lead_history(42)): any type, passed on as text
+CREATE FUNCTION kenbun.lead_history(lead_id anyelement, since timestamptz DEFAULT NULL)
+RETURNS TABLE (changed_at timestamptz, segment_id bigint, segment text, change text, reason text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM kenbun.lead_history(lead_history.lead_id::text, lead_history.since);
+$$;

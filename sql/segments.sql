@@ -22,12 +22,6 @@ CREATE TABLE kenbun.segments (
     boundaries        jsonb NOT NULL DEFAULT '[]',
     CONSTRAINT segments_rule_check CHECK (type = 'static' OR rule IS NOT NULL)
 );
-COMMENT ON TABLE kenbun.segments IS 'Saved segments. INSERT, UPDATE and DELETE maintain membership; see the README.';
-COMMENT ON COLUMN kenbun.segments.compiled_sql IS 'The rule compiled to SQL (maintained by kenbun).';
-COMMENT ON COLUMN kenbun.segments.depends_on IS 'Segments this rule references directly (maintained by kenbun).';
-COMMENT ON COLUMN kenbun.segments.boundaries IS 'The calendar periods the rule uses, as [unit, time zone] pairs: refresh_due refreshes the segment at the start of each such period, not only every refresh_every (maintained by kenbun).';
-COMMENT ON COLUMN kenbun.segments.type IS 'dynamic: membership follows the rule (with manual overrides, kenbun.segment_include/segment_exclude); static: a hand-kept list (kenbun.segment_add/segment_remove) that maintenance never changes, except that a deleted row leaves it. A static segment''s rule, if any, filled it once when it was created.';
-COMMENT ON COLUMN kenbun.segments.status IS 'ready, or building: membership is being filled or re-evaluated in batches by CALL kenbun.segment_build(); progress in kenbun.segment_progress (maintained by kenbun).';
 CREATE INDEX segments_depends_on_idx ON kenbun.segments USING gin (depends_on);
 
 CREATE TABLE kenbun.membership_changes (
@@ -40,7 +34,6 @@ CREATE TABLE kenbun.membership_changes (
     changed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     txid       xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id()
 );
-COMMENT ON TABLE kenbun.membership_changes IS 'Append-only log of every enter and exit.';
 CREATE INDEX membership_changes_segment_idx ON kenbun.membership_changes (segment_id, id);
 -- kenbun.lead_history: one lead's changes
 CREATE INDEX membership_changes_lead_idx ON kenbun.membership_changes (member_id, id) WHERE kind = 'lead';
@@ -56,8 +49,6 @@ CREATE TABLE kenbun.member_overrides (
     created_by name NOT NULL DEFAULT CURRENT_USER,
     PRIMARY KEY (segment_id, member_id)
 );
-COMMENT ON TABLE kenbun.member_overrides IS 'Manual overrides of dynamic segments (maintained by kenbun.segment_include, segment_exclude and segment_clear_override; listed by the view kenbun.segment_overrides).';
-COMMENT ON COLUMN kenbun.member_overrides.member_id IS 'The member''s key as text, in its canonical form (the key cast to text).';
 SELECT pg_catalog.pg_extension_config_dump('kenbun.member_overrides', '');
 
 CREATE VIEW kenbun.segment_overrides AS
@@ -65,7 +56,6 @@ SELECT s.name AS segment, s.kind, o.member_id,
        CASE WHEN o.include THEN 'include' ELSE 'exclude' END AS override,
        o.created_at, o.created_by
   FROM kenbun.member_overrides o JOIN kenbun.segments s ON s.id = o.segment_id;
-COMMENT ON VIEW kenbun.segment_overrides IS 'Every manual override: segment name, kind, member key, include or exclude, when and by whom.';
 
 -- A segment being built (status 'building'): where its batched fill or re-evaluation stands. One row
 -- per segment; CALL kenbun.segment_build() resumes after after_key and deletes the row when done.
@@ -82,9 +72,6 @@ CREATE TABLE kenbun.segment_builds (
     done       boolean NOT NULL DEFAULT false,
     last_error text
 );
-COMMENT ON TABLE kenbun.segment_builds IS 'Batched fills and re-evaluations in progress (maintained by kenbun; see kenbun.segment_progress).';
-COMMENT ON COLUMN kenbun.segment_builds.after_key IS 'The last member key done, as text (NULL: none yet); a re-run resumes after it.';
-COMMENT ON COLUMN kenbun.segment_builds.rows_total IS 'Rows of the bound table when the build started (the planner''s estimate when there is one).';
 
 SELECT pg_catalog.pg_extension_config_dump('kenbun.segments', '');
 SELECT pg_catalog.pg_extension_config_dump('kenbun.segment_builds', '');
@@ -177,7 +164,10 @@ BEGIN
                 PRIMARY KEY (segment_id, %2$I)
             );
             CREATE INDEX %4$I ON kenbun.%1$I (%2$I, segment_id);
-            COMMENT ON TABLE kenbun.%1$I IS 'Current members of each active %5$s segment (maintained by kenbun).';
+            COMMENT ON TABLE kenbun.%1$I IS 'Current members of each active %5$s segment, one row per (segment, %5$s) (maintained by kenbun: do not write it). Created when the %5$s table is bound; not a member of the extension, so pg_dump dumps it. Readable by kenbun_reader.';
+            COMMENT ON COLUMN kenbun.%1$I.segment_id IS 'The segment (kenbun.segments.id).';
+            COMMENT ON COLUMN kenbun.%1$I.%2$I IS 'The %5$s''s key, of the type of the bound table''s key column.';
+            COMMENT ON COLUMN kenbun.%1$I.entered_at IS 'When the %5$s entered the segment (the time of the transaction that added it).';
             GRANT SELECT ON kenbun.%1$I TO kenbun_reader
         $ddl$, tbl, col, keytype, tbl || '_' || col || '_idx', kind);
     END IF;
@@ -188,7 +178,13 @@ BEGIN
                 SELECT s.id AS segment_id, s.name AS segment_name, s.kind, s.type AS segment_type,
                        m.%2$I AS member_id, m.entered_at
                   FROM kenbun.%1$I m JOIN kenbun.segments s ON s.id = m.segment_id;
-            COMMENT ON VIEW kenbun.%3$I IS 'Members of every %4$s segment with the segment''s id, name, kind and type, for BI tools.';
+            COMMENT ON VIEW kenbun.%3$I IS 'Members of every %4$s segment with the segment''s id, name, kind and type, for BI tools: one row per (segment, %4$s). Created when the %4$s table is bound; not a member of the extension. Readable by kenbun_reader.';
+            COMMENT ON COLUMN kenbun.%3$I.segment_id IS 'The segment''s id (kenbun.segments.id).';
+            COMMENT ON COLUMN kenbun.%3$I.segment_name IS 'The segment''s name.';
+            COMMENT ON COLUMN kenbun.%3$I.kind IS 'The segment''s kind: always %4$s here.';
+            COMMENT ON COLUMN kenbun.%3$I.segment_type IS 'dynamic or static (kenbun.segments.type).';
+            COMMENT ON COLUMN kenbun.%3$I.member_id IS 'The %4$s''s key, of the type of the bound table''s key column.';
+            COMMENT ON COLUMN kenbun.%3$I.entered_at IS 'When the %4$s entered the segment.';
             GRANT SELECT ON kenbun.%3$I TO kenbun_reader
         $ddl$, tbl, col, kind || '_segment_members', kind);
     END IF;
@@ -910,7 +906,6 @@ BEGIN
 END $$;
 
 
-COMMENT ON PROCEDURE kenbun.segment_build(text) IS 'Fills or re-evaluates every segment whose status is building (or the one named) in batches, each its own transaction, then marks it ready; resumable. Must be CALLed outside a transaction block (2D000). Raises the failing batch''s SQLSTATE, leaving the segment building with last_error set.';
 
 -- A refresh (or repair) in batches: the segment and the segments that use it are marked building
 -- (a short transaction), then built. Membership readers see the old membership for the ranges not
@@ -939,14 +934,12 @@ LANGUAGE plpgsql AS $$
 BEGIN
     CALL kenbun._rebuild_concurrently(name, 'refresh');
 END $$;
-COMMENT ON PROCEDURE kenbun.segment_refresh_concurrently(text) IS 'segment_refresh without blocking writers: marks the segment and the segments that use it building, then re-evaluates them in batches (see segment_build). CALL outside a transaction block.';
 
 CREATE PROCEDURE kenbun.segment_repair_concurrently(name text)
 LANGUAGE plpgsql AS $$
 BEGIN
     CALL kenbun._rebuild_concurrently(name, 'repair');
 END $$;
-COMMENT ON PROCEDURE kenbun.segment_repair_concurrently(text) IS 'segment_repair without blocking writers: re-evaluates the segment and the segments that use it in batches, logging with reason repair. CALL outside a transaction block.';
 
 -- Whether a time-dependent segment is due for a refresh: refresh_every has passed since the last
 -- one, or a calendar period it uses ("this_month" in Europe/Paris) has started since.
@@ -972,7 +965,6 @@ BEGIN
         CALL kenbun.segment_refresh_concurrently(s.name);
     END LOOP;
 END $$;
-COMMENT ON PROCEDURE kenbun.refresh_due_concurrently() IS 'refresh_due without blocking writers: refreshes every due time-dependent segment with segment_refresh_concurrently. For pg_cron: CALL kenbun.refresh_due_concurrently().';
 
 CREATE VIEW kenbun.segment_progress AS
 SELECT s.id AS segment_id, s.name, s.kind, s.status, b.reason AS operation,
@@ -983,7 +975,6 @@ SELECT s.id AS segment_id, s.name, s.kind, s.status, b.reason AS operation,
        b.entered, b.exited, b.started_at, b.updated_at, b.last_error
   FROM kenbun.segments s
   LEFT JOIN kenbun.segment_builds b ON b.segment_id = s.id;
-COMMENT ON VIEW kenbun.segment_progress IS 'Every segment''s status and, while it is building, how far the batched build is (rows done of rows total).';
 
 -- AFTER each row: fill, diff, empty; cascade to the segments that use this one.
 CREATE FUNCTION kenbun._segments_after()
@@ -1052,6 +1043,28 @@ END $$;
 CREATE TRIGGER segments_truncate BEFORE TRUNCATE ON kenbun.segments
     FOR EACH STATEMENT EXECUTE FUNCTION kenbun._segments_truncate();
 
+-- The recompile after a catalog change failed: raise the error again, naming the first segment (by id)
+-- that no longer compiles. (The first error itself does not say which segment it came from.)
+CREATE FUNCTION kenbun._recompile_failed()
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s record;
+    st text;
+    msg text;
+    hnt text;
+BEGIN
+    FOR s IN SELECT x.id, x.name, x.kind, x.rule FROM kenbun.segments x WHERE x.rule IS NOT NULL ORDER BY x.id LOOP
+        BEGIN
+            PERFORM kenbun.compile(s.rule, s.kind);
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hnt = PG_EXCEPTION_HINT;
+            RAISE EXCEPTION 'segment "%" no longer compiles: %', s.name, msg USING ERRCODE = st,
+                HINT = pg_catalog.concat_ws(' ', NULLIF(hnt, '') || '.', 'Change or delete the segment first; the change was rolled back.');
+        END;
+    END LOOP;
+END $$;
+
 -- After a change to bindings, fields or levels: recompile every segment (an error rolls the change back).
 CREATE FUNCTION kenbun._catalog_changed(recompute_all boolean DEFAULT false)
 RETURNS void LANGUAGE plpgsql
@@ -1065,7 +1078,12 @@ BEGIN
     PERFORM kenbun._ensure_members(v.k) FROM (VALUES ('lead'), ('account')) v(k)
       WHERE EXISTS (SELECT 1 FROM kenbun.bindings b WHERE b.kind = v.k);
     PERFORM pg_catalog.set_config('kenbun.rebuild_pending', 'on', true);
-    UPDATE kenbun.segments x SET rule = x.rule;
+    BEGIN
+        UPDATE kenbun.segments x SET rule = x.rule;
+    EXCEPTION WHEN OTHERS THEN
+        PERFORM kenbun._recompile_failed();
+        RAISE;
+    END;
     IF recompute_all THEN
         FOR s IN SELECT x.id FROM kenbun.segments x WHERE x.active ORDER BY x.id LOOP
             PERFORM kenbun._recompute(s.id, 'rule_change');
@@ -1155,7 +1173,6 @@ BEGIN
     END IF;
     RETURN new_id;
 END $$;
-COMMENT ON FUNCTION kenbun.segment_copy(text, text) IS 'Copies a segment''s definition and description under a new name; returns the new id. A dynamic copy''s membership is computed from the rule (overrides are not copied); a static copy gets the same members.';
 
 CREATE FUNCTION kenbun.segment_refresh(name text, OUT entered bigint, OUT exited bigint)
 LANGUAGE plpgsql
@@ -1171,7 +1188,6 @@ BEGIN
     SELECT r.entered, r.exited INTO entered, exited FROM kenbun._recompute_cascade(seg.id, 'refresh') r;
     UPDATE kenbun.segments s SET last_refreshed_at = pg_catalog.now() WHERE s.id = seg.id;
 END $$;
-COMMENT ON FUNCTION kenbun.segment_refresh(text) IS 'Recomputes a segment as a diff (for time windows), then the segments that use it; returns how many entered and exited in all of them.';
 
 CREATE FUNCTION kenbun.refresh_due()
 RETURNS int LANGUAGE plpgsql
@@ -1188,7 +1204,6 @@ BEGIN
     END LOOP;
     RETURN n;
 END $$;
-COMMENT ON FUNCTION kenbun.refresh_due() IS 'Refreshes every time-dependent segment whose refresh_every has passed, or a calendar period of whose rule (this_month, …, in its time zone) has started since its last refresh; returns how many.';
 
 CREATE FUNCTION kenbun.segment_drift(name text)
 RETURNS TABLE (member_id text, problem text) LANGUAGE plpgsql
@@ -1210,7 +1225,6 @@ BEGIN
     $q$, kenbun._members_query(seg), (kenbun._members_of(seg.kind)).tbl, (kenbun._members_of(seg.kind)).col)
     USING seg.id;
 END $$;
-COMMENT ON FUNCTION kenbun.segment_drift(text) IS 'Members the table has but the rule does not give (unexpected), and the reverse (missing).';
 
 CREATE FUNCTION kenbun.segment_repair(name text, OUT entered bigint, OUT exited bigint)
 LANGUAGE plpgsql
@@ -1227,7 +1241,6 @@ BEGIN
     END IF;
     SELECT r.entered, r.exited + cleared INTO entered, exited FROM kenbun._recompute_cascade(seg.id, 'repair') r;
 END $$;
-COMMENT ON FUNCTION kenbun.segment_repair(text) IS 'Fixes drift of a segment and of the segments that use it, logging the changes with reason repair; returns how many entered and exited in all of them.';
 
 CREATE FUNCTION kenbun.unbind(kind text)
 RETURNS void LANGUAGE plpgsql
@@ -1262,7 +1275,6 @@ BEGIN
     END IF;
     DELETE FROM kenbun.bindings b WHERE b.kind = unbind.kind;
 END $$;
-COMMENT ON FUNCTION kenbun.unbind(text) IS 'Removes a binding, kenbun''s triggers from the table, and what kenbun generated for the kind.';
 
 -- Refuses (42501) when the current role may not SELECT one of the columns in `reads` ([[kind,
 -- column], …]): a segment, mapped field or level may read only what its author may read. Table and

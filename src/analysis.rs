@@ -16,6 +16,15 @@ extension_sql_file!(
 );
 
 extension_sql_file!("../sql/manual.sql", name = "manual", requires = ["analysis"]);
+// every public object's COMMENT, once every object exists (docs/reference.md is generated from them)
+extension_sql_file!(
+    "../sql/comments.sql",
+    name = "comments",
+    requires = [
+        "manual", "changes", "api_functions", "catalog_touch", segment_diagnose, segment_lint, segment_explain,
+        segment_levels, segment_why_saved, segment_why_rule
+    ]
+);
 
 fn spi_err(e: pgrx::spi::SpiError) -> ! {
     raise(KenbunError::new(
@@ -421,6 +430,15 @@ fn segment_explain(name: &str, analyze: default!(bool, false)) -> TableIterator<
 #[search_path(pg_catalog, pg_temp)]
 fn segment_levels(name: &str, levels: &str) -> TableIterator<'static, (name!(tier, String), name!(members, i64))> {
     let (kind, _, active) = saved(name);
+    if kind != Kind::Lead {
+        raise(
+            KenbunError::new(
+                SqlState::WrongObjectType,
+                format!("segment \"{name}\" is an account segment, and levels read the lead table"),
+            )
+            .hint("levels have no kind: they are tiers of a lead field. Count an account segment's members by a field of theirs with kenbun.segment_members, or by their leads' levels with a lead segment"),
+        );
+    }
     if !active {
         raise(
             KenbunError::new(

@@ -24,6 +24,7 @@ pub fn raise(e: KenbunError) -> ! {
         SqlState::ObjectNotInPrerequisiteState => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         SqlState::FeatureNotSupported => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
         SqlState::ProgramLimitExceeded => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        SqlState::WrongObjectType => PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
     };
     let mut report = pgrx::pg_sys::panic::ErrorReport::new(code, e.message, "kenbun");
     if let Some(h) = e.hint {
@@ -108,7 +109,6 @@ extension_sql!(
 CREATE CAST (jsonb AS kenbun.segment_rule) WITH INOUT AS ASSIGNMENT;
 CREATE CAST (kenbun.segment_rule AS jsonb) WITH FUNCTION kenbun.segment_rule_to_jsonb(kenbun.segment_rule) AS ASSIGNMENT;
 CREATE CAST (json AS kenbun.segment_rule) WITH INOUT AS ASSIGNMENT;
-COMMENT ON TYPE kenbun.segment_rule IS 'A segment rule; its text form is the rule JSON (see the README).';
 "#,
     name = "segment_rule_casts",
     requires = [segment_rule_to_jsonb]
@@ -123,12 +123,11 @@ fn rule_schema() -> JsonB {
     JsonB(crate::rule::schema::rule_schema())
 }
 
+// an anchor for sql/comments.sql, which documents these functions (see analysis.rs)
 extension_sql!(
-    r#"
-COMMENT ON FUNCTION kenbun.rule_schema() IS 'The JSON Schema (draft 2020-12) of the rule language of this kenbun version ($id names it): one $defs entry per construct and operator, with descriptions, for validating rules and building rule editors client-side. What it cannot express (field names and types, kinds, limits, regular expressions, time zones) is listed in its description and checked by the server.';
-"#,
-    name = "rule_schema_comment",
-    requires = [rule_schema]
+    "-- the functions of api.rs exist from here on\n",
+    name = "api_functions",
+    requires = [rule_schema, compile, segment_preview, segment_count, "segment_rule_casts"]
 );
 
 pub fn parse_kind(kind: &str) -> Kind {

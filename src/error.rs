@@ -27,6 +27,8 @@ pub enum SqlState {
     FeatureNotSupported,
     /// 54000
     ProgramLimitExceeded,
+    /// 42809
+    WrongObjectType,
 }
 
 impl SqlState {
@@ -43,6 +45,7 @@ impl SqlState {
             SqlState::ObjectNotInPrerequisiteState => "55000",
             SqlState::FeatureNotSupported => "0A000",
             SqlState::ProgramLimitExceeded => "54000",
+            SqlState::WrongObjectType => "42809",
         }
     }
 }

@@ -4,11 +4,13 @@
 //! pgrx; `api` is the thin `#[pg_extern]` layer.
 pub mod compile;
 pub mod error;
+pub mod hint;
 pub mod rule;
 
 mod analysis;
 mod api;
 mod catalog_cache;
+mod hooks;
 mod maintain;
 
 #[cfg(any(test, feature = "pg_test"))]
