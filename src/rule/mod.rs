@@ -530,6 +530,222 @@ pub const EVENT_EXCLUSIVE: &[(&str, &[&str])] = &[
 
 const INTERVAL_HINT: &str = "write an interval such as \"30 days\", \"12 hours\" or \"2 weeks\"";
 
+/// The hint of an interval given as something else than a string.
+const DURATION_HINT: &str = "write a duration such as \"30 days\" (a PostgreSQL interval as a string)";
+
+/// The hint of a `between` value that is not two bounds.
+const BETWEEN_HINT: &str = "write two bounds such as [10, 50] or [\"2026-01-01\", \"2026-02-01\"]";
+
+/// The hint of an ISO date or timestamp value that is not valid, or not a string.
+const ISO_DATE_HINT: &str = "write \"2024-01-31\" or \"2024-01-31T12:00:00Z\"";
+
+/// Names of operators from other languages (SQL, MongoDB, JavaScript, English): (synonym, operator).
+/// Matched like [`name_key`]; suggested only where the operator exists (a level or a count has fewer).
+pub const OP_SYNONYMS: &[(&str, &str)] = &[
+    ("equals", "eq"),
+    ("equal", "eq"),
+    ("equal_to", "eq"),
+    ("is", "eq"),
+    ("=", "eq"),
+    ("==", "eq"),
+    ("===", "eq"),
+    ("not_equals", "neq"),
+    ("not_equal", "neq"),
+    ("not_equal_to", "neq"),
+    ("ne", "neq"),
+    ("not_eq", "neq"),
+    ("is_not", "neq"),
+    ("!=", "neq"),
+    ("!==", "neq"),
+    ("<>", "neq"),
+    ("greater_than", "gt"),
+    ("greater", "gt"),
+    ("more_than", "gt"),
+    ("above", "gt"),
+    (">", "gt"),
+    ("greater_than_or_equal", "gte"),
+    ("greater_than_or_equal_to", "gte"),
+    ("greater_or_equal", "gte"),
+    ("at_least", "gte"),
+    ("ge", "gte"),
+    (">=", "gte"),
+    ("less_than", "lt"),
+    ("less", "lt"),
+    ("fewer_than", "lt"),
+    ("below", "lt"),
+    ("<", "lt"),
+    ("less_than_or_equal", "lte"),
+    ("less_than_or_equal_to", "lte"),
+    ("less_or_equal", "lte"),
+    ("at_most", "lte"),
+    ("le", "lte"),
+    ("<=", "lte"),
+    ("one_of", "in"),
+    ("any_of", "in"),
+    ("is_in", "in"),
+    ("nin", "not_in"),
+    ("none_of", "not_in"),
+    ("is_not_in", "not_in"),
+    ("like", "contains"),
+    ("ilike", "contains"),
+    ("includes", "contains"),
+    ("include", "contains"),
+    ("contains_text", "contains"),
+    ("not_like", "not_contains"),
+    ("excludes", "not_contains"),
+    ("does_not_contain", "not_contains"),
+    ("not_includes", "not_contains"),
+    ("begins_with", "starts_with"),
+    ("prefix", "starts_with"),
+    ("suffix", "ends_with"),
+    ("regex", "matches"),
+    ("regexp", "matches"),
+    ("~", "matches"),
+    ("exists", "is_set"),
+    ("not_null", "is_set"),
+    ("is_not_null", "is_set"),
+    ("present", "is_set"),
+    ("is_present", "is_set"),
+    ("has_value", "is_set"),
+    ("not_exists", "is_not_set"),
+    ("does_not_exist", "is_not_set"),
+    ("not_set", "is_not_set"),
+    ("null", "is_not_set"),
+    ("is_null", "is_not_set"),
+    ("missing", "is_not_set"),
+    ("is_missing", "is_not_set"),
+    ("earlier_than", "before"),
+    ("later_than", "after"),
+    ("since", "after"),
+    ("within", "within_last"),
+    ("in_last", "within_last"),
+    ("in_the_last", "within_last"),
+    ("within_next", "in_next"),
+    ("in_the_next", "in_next"),
+    ("contains_any", "has_any"),
+    ("overlaps", "has_any"),
+    ("contains_all", "has_all"),
+    ("contains_none", "has_none"),
+    ("during", "in_period"),
+];
+
+/// Names written for the keys of a rule object: (synonym, key).
+pub const RULE_KEY_SYNONYMS: &[(&str, &str)] = &[
+    ("and", "all"),
+    ("&&", "all"),
+    ("all_of", "all"),
+    ("every", "all"),
+    ("conditions", "all"),
+    ("rules", "all"),
+    ("or", "any"),
+    ("||", "any"),
+    ("any_of", "any"),
+    ("some", "any"),
+    ("!", "not"),
+    ("column", "field"),
+    ("attribute", "field"),
+];
+
+/// Rule keys for "none of": the language writes it `{"not":{"any":[…]}}`.
+const NONE_KEYS: &[&str] = &["none", "none_of", "nor"];
+
+/// Names written for the other keys (of a condition, an event, …): (synonym, key).
+pub const KEY_SYNONYMS: &[(&str, &str)] = &[
+    ("operator", "op"),
+    ("operation", "op"),
+    ("timezone", "tz"),
+    ("filter", "where"),
+];
+
+/// A name as compared with the names of the language for a hint: lower case, without `_`, `-` and
+/// spaces (`"Not-In"`, `"NOT_IN"` and `"notin"` are all `"notin"`).
+fn name_key(s: &str) -> String {
+    s.chars()
+        .filter(|c| !matches!(c, '_' | '-') && !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The "did you mean" hint for an unknown name among `names`: the name written in another case or
+/// with other separators, else a synonym from `synonyms` (when its target is among `names`), else,
+/// with `typos`, the closest name by edit distance.
+fn suggest<'a>(name: &str, names: &[&'a str], synonyms: &[(&str, &'a str)], typos: bool) -> Option<String> {
+    if name.chars().count() > crate::error::TYPO_MAX_CHARS {
+        return None;
+    }
+    let key = name_key(name);
+    let found = names.iter().find(|n| name_key(n) == key).copied().or_else(|| {
+        synonyms
+            .iter()
+            .find(|(s, target)| name_key(s) == key && names.contains(target))
+            .map(|(_, target)| *target)
+    });
+    match found {
+        Some(n) => Some(format!("did you mean \"{n}\"?")),
+        None if typos => did_you_mean(name, names.iter().copied()),
+        None => None,
+    }
+}
+
+/// The order of the bounds of `between` when it does not depend on the field's type: two numbers,
+/// or two ISO dates/timestamps with the same UTC offset or none (compared as written). None otherwise
+/// (text compares by collation, and a date with an offset against one without depends on the zone).
+fn bound_order(lo: &Value, hi: &Value) -> Option<std::cmp::Ordering> {
+    match (lo, hi) {
+        (Value::Number(a), Value::Number(b)) => {
+            if let (Some(a), Some(b)) = (a.as_i64(), b.as_i64()) {
+                return Some(a.cmp(&b));
+            }
+            if let (Some(a), Some(b)) = (a.as_u64(), b.as_u64()) {
+                return Some(a.cmp(&b));
+            }
+            // rounding to f64 keeps the order (never makes a < b into a > b)
+            a.as_f64()?.partial_cmp(&b.as_f64()?)
+        }
+        (Value::String(a), Value::String(b)) => {
+            let (a, za) = iso_datetime_parts(a)?;
+            let (b, zb) = iso_datetime_parts(b)?;
+            (za == zb).then(|| a.cmp(&b))
+        }
+        _ => None,
+    }
+}
+
+/// An ISO date or timestamp ([`is_iso_datetime`]) as (year, month, day, hour, minute, second,
+/// microsecond) and its UTC offset in minutes ("Z" is 0; None without one).
+fn iso_datetime_parts(s: &str) -> Option<([u32; 7], Option<i32>)> {
+    if !is_iso_datetime(s) {
+        return None;
+    }
+    let num = |r: &str| r.parse::<u32>().ok();
+    let mut f = [num(&s[0..4])?, num(&s[5..7])?, num(&s[8..10])?, 0, 0, 0, 0];
+    let mut rest = s.get(10..)?;
+    if !rest.is_empty() {
+        f[3] = num(&rest[1..3])?;
+        f[4] = num(&rest[4..6])?;
+        rest = &rest[6..];
+        if let Some(r) = rest.strip_prefix(':') {
+            f[5] = num(&r[0..2])?;
+            rest = &r[2..];
+            if let Some(r) = rest.strip_prefix('.') {
+                let n = r.bytes().take_while(u8::is_ascii_digit).count();
+                f[6] = num(&format!("{:0<6}", &r[..n]))?;
+                rest = &r[n..];
+            }
+        }
+    }
+    let zone = match rest.as_bytes() {
+        [] => None,
+        [b'Z'] => Some(0),
+        [sign, ..] => {
+            let h = num(&rest[1..3])? as i32;
+            let m = if rest.len() > 3 { num(&rest[4..6])? as i32 } else { 0 };
+            Some(if *sign == b'-' { -(h * 60 + m) } else { h * 60 + m })
+        }
+    };
+    Some((f, zone))
+}
+
 /// The interval string at `vpath` (trimmed), or the error every interval of the language gives.
 fn interval_at(v: &Value, vpath: &str) -> Result<String> {
     let s = v.as_str().ok_or_else(|| {
@@ -537,6 +753,7 @@ fn interval_at(v: &Value, vpath: &str) -> Result<String> {
             vpath,
             format!("expected an interval such as \"30 days\", found {}", type_name(v)),
         )
+        .hint(DURATION_HINT)
     })?;
     parse_interval(s).map_err(|m| KenbunError::at(SqlState::InvalidDatetimeFormat, vpath, m).hint(INTERVAL_HINT))?;
     Ok(s.trim().to_string())
@@ -760,7 +977,11 @@ impl Parser {
                         None => "empty rule object".to_string(),
                     },
                 );
-                if let Some(h) = unknown.and_then(|k| did_you_mean(k, RULE_KEYS.iter().copied())) {
+                if let Some(k) = unknown.filter(|k| NONE_KEYS.iter().any(|n| name_key(n) == name_key(k))) {
+                    e = e.hint(format!(
+                        "for none of several rules write {{\"not\":{{\"any\":[…]}}}}, not {{\"{k}\":[…]}}"
+                    ));
+                } else if let Some(h) = unknown.and_then(|k| suggest(k, RULE_KEYS, RULE_KEY_SYNONYMS, true)) {
                     e = e.hint(h);
                 } else {
                     e = e.hint(format!("a rule object has one of the keys {}", RULE_KEYS.join(", ")));
@@ -836,7 +1057,8 @@ impl Parser {
         let op = match obj.get("op") {
             Some(Value::String(s)) => Op::from_name(s).ok_or_else(|| {
                 let e = invalid(&op_path, format!("unknown operator \"{s}\""));
-                match did_you_mean(s, ALL_OPS.iter().map(|o| o.name())) {
+                let names: Vec<&str> = ALL_OPS.iter().map(|o| o.name()).collect();
+                match suggest(s, &names, OP_SYNONYMS, true) {
                     Some(h) => e.hint(h),
                     None => e.hint(format!(
                         "operators are {}",
@@ -894,11 +1116,13 @@ impl Parser {
         let op_path = format!("{path}.op");
         let op = match obj.get("op") {
             Some(Value::String(s)) => LevelOp::from_name(s).ok_or_else(|| {
-                invalid(&op_path, format!("unknown level operator \"{s}\""))
-                    .hint(format!(
-                        "level operators are {}",
-                        ALL_LEVEL_OPS.iter().map(|o| o.name()).collect::<Vec<_>>().join(" ")
-                    ))
+                let names: Vec<&str> = ALL_LEVEL_OPS.iter().map(|o| o.name()).collect();
+                let e = invalid(&op_path, format!("unknown level operator \"{s}\""));
+                // no edit distance: every two-letter name is within two edits of "eq"
+                match suggest(s, &names, OP_SYNONYMS, false) {
+                    Some(h) => e.hint(h),
+                    None => e.hint(format!("level operators are {}", names.join(" "))),
+                }
             })?,
             Some(other) => {
                 return Err(invalid(
@@ -929,14 +1153,20 @@ impl Parser {
                 return Err(invalid(
                     &vpath,
                     format!("expected an array of tier names, found {}", type_name(other)),
-                ))
+                )
+                .hint("write a JSON array such as [\"Warm\", \"Hot\"]"))
             }
             (_, Some(Value::String(s))) => vec![s.clone()],
-            (_, Some(other)) => {
-                return Err(invalid(
-                    &vpath,
-                    format!("expected a tier name, found {}", type_name(other)),
-                ))
+            (op, Some(other)) => {
+                let e = invalid(&vpath, format!("expected a tier name, found {}", type_name(other)));
+                return Err(if other.is_array() {
+                    e.hint(format!(
+                        "\"{}\" takes one tier such as \"Hot\"; for several tiers use \"in\" or \"not_in\"",
+                        op.name()
+                    ))
+                } else {
+                    e.hint("write a tier name as a string, such as \"Hot\"")
+                });
             }
             (_, None) => return Err(invalid(path, "missing key \"value\"")),
         };
@@ -1148,7 +1378,7 @@ fn check_keys(obj: &Map<String, Value>, allowed: &[&str], path: &str) -> Result<
     for k in obj.keys() {
         if !allowed.contains(&k.as_str()) {
             let mut e = invalid(&format!("{path}.{k}"), format!("unknown key \"{k}\""));
-            e = match did_you_mean(k, allowed.iter().copied()) {
+            e = match suggest(k, allowed, KEY_SYNONYMS, true) {
                 Some(h) => e.hint(h),
                 None => e.hint(format!("allowed keys here: {}", allowed.join(", "))),
             };
@@ -1162,11 +1392,13 @@ fn check_keys(obj: &Map<String, Value>, allowed: &[&str], path: &str) -> Result<
 fn count_op(obj: &Map<String, Value>, path: &str) -> Result<CountOp> {
     match obj.get("op") {
         Some(Value::String(s)) => CountOp::from_name(s).ok_or_else(|| {
-            invalid(&format!("{path}.op"), format!("unknown count operator \"{s}\""))
-                .hint(format!(
-                    "count operators are {}",
-                    ALL_COUNT_OPS.iter().map(|o| o.name()).collect::<Vec<_>>().join(" ")
-                ))
+            let names: Vec<&str> = ALL_COUNT_OPS.iter().map(|o| o.name()).collect();
+            let e = invalid(&format!("{path}.op"), format!("unknown count operator \"{s}\""));
+            // no edit distance: every two-letter name is within two edits of "eq"
+            match suggest(s, &names, OP_SYNONYMS, false) {
+                Some(h) => e.hint(h),
+                None => e.hint(format!("count operators are {}", names.join(" "))),
+            }
         }),
         Some(other) => Err(invalid(
             &format!("{path}.op"),
@@ -1266,22 +1498,31 @@ fn check_value_shape(op: Op, value: Option<&Value>, vpath: &str, path: &str) -> 
     match shape {
         ValueShape::None => {
             if value.is_some() {
-                return Err(invalid(vpath, format!("operator \"{}\" takes no value", op.name())));
+                return Err(invalid(vpath, format!("operator \"{}\" takes no value", op.name()))
+                    .hint(format!("remove \"value\": write {{\"field\":…,\"op\":\"{}\"}}", op.name())));
             }
         }
         ValueShape::Pair => {
-            let v = value.ok_or_else(|| need("[low, high]"))?;
+            let v = value.ok_or_else(|| need("[low, high]").hint(BETWEEN_HINT))?;
             match v {
                 Value::Array(a) if a.len() == 2 && a.iter().all(is_scalar) => {
                     if type_name(&a[0]) != type_name(&a[1]) {
-                        return Err(invalid(vpath, "both bounds of \"between\" must have the same type"));
+                        return Err(invalid(vpath, "both bounds of \"between\" must have the same type").hint(BETWEEN_HINT));
+                    }
+                    if bound_order(&a[0], &a[1]) == Some(std::cmp::Ordering::Greater) {
+                        return Err(invalid(
+                            vpath,
+                            format!("\"between\" bounds are reversed ({} > {})", a[0], a[1]),
+                        )
+                        .hint(format!("write the lower bound first: [{}, {}]", a[1], a[0])));
                     }
                 }
                 _ => {
                     return Err(invalid(
                         vpath,
                         format!("\"between\" takes [low, high], found {}", describe(v)),
-                    ))
+                    )
+                    .hint(BETWEEN_HINT))
                 }
             }
         }
@@ -1312,7 +1553,8 @@ fn check_value_shape(op: Op, value: Option<&Value>, vpath: &str, path: &str) -> 
                     return Err(invalid(
                         vpath,
                         format!("\"{}\" takes an array of values, found {}", op.name(), type_name(other)),
-                    ))
+                    )
+                    .hint("write a JSON array such as [\"US\", \"CA\"]"))
                 }
             }
         }
@@ -1351,6 +1593,7 @@ fn check_value_shape(op: Op, value: Option<&Value>, vpath: &str, path: &str) -> 
                     vpath,
                     format!("expected a period such as \"this_month\", found {}", type_name(v)),
                 )
+                .hint(format!("periods are {}", names().collect::<Vec<_>>().join(" ")))
             })?;
             if period(s).is_none() {
                 let e = invalid(vpath, format!("unknown period \"{s}\""));
@@ -1393,6 +1636,7 @@ fn check_value_shape(op: Op, value: Option<&Value>, vpath: &str, path: &str) -> 
                         type_name(v)
                     ),
                 )
+                .hint(ISO_DATE_HINT)
             })?;
             if !is_iso_datetime(s) {
                 return Err(KenbunError::at(
@@ -1400,7 +1644,7 @@ fn check_value_shape(op: Op, value: Option<&Value>, vpath: &str, path: &str) -> 
                     vpath,
                     format!("\"{s}\" is not an ISO date or timestamp"),
                 )
-                .hint("write \"2024-01-31\" or \"2024-01-31T12:00:00Z\""));
+                .hint(ISO_DATE_HINT));
             }
         }
         ValueShape::String => {
@@ -1409,7 +1653,8 @@ fn check_value_shape(op: Op, value: Option<&Value>, vpath: &str, path: &str) -> 
                 return Err(invalid(
                     vpath,
                     format!("\"{}\" takes a string, found {}", op.name(), type_name(v)),
-                ));
+                )
+                .hint(string_hint(op, v)));
             }
         }
         ValueShape::StringOrJson => {
@@ -1419,7 +1664,8 @@ fn check_value_shape(op: Op, value: Option<&Value>, vpath: &str, path: &str) -> 
                 return Err(invalid(
                     vpath,
                     format!("\"{}\" takes a string, found {}", op.name(), type_name(v)),
-                ));
+                )
+                .hint(string_hint(op, v)));
             }
         }
         ValueShape::Scalar | ValueShape::ScalarOrJson => {
@@ -1431,14 +1677,31 @@ fn check_value_shape(op: Op, value: Option<&Value>, vpath: &str, path: &str) -> 
                 )));
             }
             if !is_scalar(v) && shape != ValueShape::ScalarOrJson {
-                return Err(invalid(
+                let e = invalid(
                     vpath,
                     format!("expected a string, number or boolean, found {}", type_name(v)),
-                ));
+                );
+                return Err(if v.is_array() {
+                    e.hint(format!(
+                        "\"{}\" compares with one value such as 10; for a range use \"between\" with [low, high]",
+                        op.name()
+                    ))
+                } else {
+                    e.hint(format!("\"{}\" compares with one value such as 10 or \"2026-01-01\"", op.name()))
+                });
             }
         }
     }
     Ok(())
+}
+
+/// The hint of a string operator given something else: a number or boolean is shown quoted.
+fn string_hint(op: Op, v: &Value) -> String {
+    match v {
+        Value::Number(_) | Value::Bool(_) => format!("write the value as a JSON string: \"{v}\""),
+        _ if op == Op::Matches => "write a POSIX regular expression as a string, such as \"^[A-Z]{2}$\"".into(),
+        _ => "write a string such as \"acme\"".into(),
+    }
 }
 
 fn describe(v: &Value) -> String {

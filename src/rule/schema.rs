@@ -67,6 +67,9 @@ pub fn server_checks() -> Vec<String> {
             "intervals: at most {MAX_INTERVAL_YEARS} years in total; at most {MAX_INTERVAL_BYTES} bytes (the schema counts characters)"
         ),
         "between_ago: the first (older) interval is longer than the second when both are whole numbers of units".into(),
+        "between: the first bound is not greater than the second when both are numbers, or both ISO dates or timestamps \
+         with the same UTC offset or none"
+            .into(),
         "counts, count_distinct values and min_before are written as whole numbers without a fraction or exponent \
          (1, not 1.0 or 1e0), which JSON Schema cannot tell apart"
             .into(),
@@ -224,7 +227,7 @@ pub fn shape_schema(shape: ValueShape) -> Value {
         }),
         ValueShape::Pair => json!({
             "type": "array", "minItems": 2, "maxItems": 2, "anyOf": of_one_type,
-            "description": "[low, high]: two strings, numbers or booleans of one JSON type."
+            "description": "[low, high]: two strings, numbers or booleans of one JSON type; low is not greater than high (checked by the server for numbers and ISO dates)."
         }),
         ValueShape::PairOfIntervals => json!({
             "type": "array", "minItems": 2, "maxItems": 2, "items": r("interval"),

@@ -338,7 +338,7 @@ const NEW_CONSTRUCT_ERRORS: &[(&str, SqlState, &str, Option<&str>)] = &[
         r#"{"field":"d","op":"in_period","value":3}"#,
         SqlState::InvalidParameterValue,
         "invalid rule at $.value: expected a period such as \"this_month\", found number",
-        None,
+        Some("periods are today yesterday this_week last_week this_month last_month this_quarter last_quarter this_year last_year"),
     ),
     (
         r#"{"field":"d","op":"within_last","value":"7 days","tz":"UTC"}"#,
@@ -392,7 +392,7 @@ const NEW_CONSTRUCT_ERRORS: &[(&str, SqlState, &str, Option<&str>)] = &[
         r#"{"field":"d","op":"in_next","value":7}"#,
         SqlState::InvalidParameterValue,
         "invalid rule at $.value: expected an interval such as \"30 days\", found number",
-        None,
+        Some("write a duration such as \"30 days\" (a PostgreSQL interval as a string)"),
     ),
     (
         r#"{"event":{"type":"x","count":{"op":"gte","value":2},"sum":{"field":"amount","op":"gte","value":5}}}"#,
@@ -422,7 +422,7 @@ const NEW_CONSTRUCT_ERRORS: &[(&str, SqlState, &str, Option<&str>)] = &[
         r#"{"event":{"min":{"field":"amount","op":"atleast","value":1}}}"#,
         SqlState::InvalidParameterValue,
         "invalid rule at $.event.min.op: unknown count operator \"atleast\"",
-        Some("count operators are eq neq gt gte lt lte"),
+        Some("did you mean \"gte\"?"),
     ),
     (
         r#"{"event":{"max":{"op":"gte","value":1}}}"#,
@@ -476,7 +476,7 @@ const NEW_CONSTRUCT_ERRORS: &[(&str, SqlState, &str, Option<&str>)] = &[
         r#"{"event":{"type":"signup","first_within":7}}"#,
         SqlState::InvalidParameterValue,
         "invalid rule at $.event.first_within: expected an interval such as \"30 days\", found number",
-        None,
+        Some("write a duration such as \"30 days\" (a PostgreSQL interval as a string)"),
     ),
     (
         r#"{"event":{"type":"x","firs_within":"7 days"}}"#,
@@ -536,7 +536,7 @@ const NEW_CONSTRUCT_ERRORS: &[(&str, SqlState, &str, Option<&str>)] = &[
         r#"{"sequence":{"steps":[{"type":"a"},{"where":{"field":"url","op":"equals","value":"x"}}]}}"#,
         SqlState::InvalidParameterValue,
         "invalid rule at $.sequence.steps[1].where.op: unknown operator \"equals\"",
-        None,
+        Some("did you mean \"eq\"?"),
     ),
     (
         r#"{"sequence":{"steps":[{"type":"a"},{"type":"b"}],"max_gap":"soon"}}"#,
@@ -642,5 +642,477 @@ fn sequence_steps_are_walked_and_counted() {
         assert_eq!(Rule::parse(&seq).is_ok(), nots <= 31, "{nots} nots");
         assert_eq!(Rule::parse(&ev).is_ok(), nots <= 31, "{nots} nots");
         leaf = serde_json::json!({ "not": leaf });
+    }
+}
+
+/// (document, SQLSTATE, message, hint): every entry asserts the exact hint (None: no hint).
+fn assert_errors(cases: &[(&str, SqlState, &str, Option<&str>)]) {
+    for (doc, code, message, hint) in cases {
+        let e = err(doc);
+        assert_eq!((e.code, e.message.as_str(), e.hint.as_deref()), (*code, *message, *hint), "{doc}");
+    }
+}
+
+/// The hint for an unknown field operator.
+fn op_hint(op: &str) -> String {
+    let doc = serde_json::json!({"field": "f", "op": op, "value": 1});
+    let e = Rule::parse(&doc).expect_err(op);
+    assert_eq!(e.message, format!("invalid rule at $.op: unknown operator {}", serde_json::json!(op)));
+    e.hint.unwrap()
+}
+
+#[test]
+fn operator_synonyms_suggest_the_operator() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["equals", "equal", "Equal_To", "is", "IS", "==", "=", "===", "EQ", "Eq"], "eq"),
+        (&["not_equals", "not_equal", "ne", "!=", "<>", "is_not", "isNot", "not-equal", "NEQ"], "neq"),
+        (&["greater_than", "greaterThan", "greater than", ">", "more_than", "above"], "gt"),
+        (&["greater_than_or_equal", "greater_than_or_equal_to", ">=", "at_least", "atleast", "ge", "GTE"], "gte"),
+        (&["less_than", "lessThan", "<", "below"], "lt"),
+        (&["<=", "at_most", "less_than_or_equal", "le"], "lte"),
+        (&["one_of", "is_in", "IN"], "in"),
+        (&["nin", "NOT_IN", "not-in", "notin", "Not In", "none_of"], "not_in"),
+        (&["like", "ilike", "includes", "contains_text", "CONTAINS"], "contains"),
+        (&["not_like", "excludes", "does_not_contain", "NotContains"], "not_contains"),
+        (&["startswith", "startsWith", "Starts With", "begins_with", "prefix"], "starts_with"),
+        (&["endswith", "EndsWith", "suffix"], "ends_with"),
+        (&["regex", "regexp", "~"], "matches"),
+        (&["exists", "not_null", "is_not_null", "isSet", "present"], "is_set"),
+        (&["not_exists", "is_null", "null", "missing", "not_set", "IS_NOT_SET"], "is_not_set"),
+        (&["earlier_than"], "before"),
+        (&["later_than", "since"], "after"),
+        (&["within", "in_last", "in the last"], "within_last"),
+        (&["within_next"], "in_next"),
+        (&["contains_any", "overlaps"], "has_any"),
+        (&["contains_all"], "has_all"),
+        (&["during"], "in_period"),
+        // no synonym: the closest name by edit distance, as before
+        (&["betwen", "betweeen"], "between"),
+        (&["no_in"], "not_in"),
+    ];
+    for (names, op) in cases {
+        for name in *names {
+            assert_eq!(op_hint(name), format!("did you mean \"{op}\"?"), "{name}");
+        }
+    }
+    // nothing close: the list of operators
+    assert_eq!(
+        op_hint("frobnicate"),
+        "operators are eq neq gt gte lt lte between in not_in contains not_contains starts_with ends_with matches \
+         is_set is_not_set before after within_last not_within_last has_any has_all has_none in_period between_ago in_next"
+    );
+}
+
+#[test]
+fn synonym_tables_name_real_names() {
+    let ops: Vec<&str> = ALL_OPS.iter().map(|o| o.name()).collect();
+    let mut keys = std::collections::BTreeSet::new();
+    for (syn, op) in OP_SYNONYMS {
+        assert!(ops.contains(op), "{syn} -> {op}: no such operator");
+        assert!(!ops.iter().any(|o| name_key(o) == name_key(syn)), "{syn} is an operator's name");
+        assert!(keys.insert(name_key(syn)), "{syn} given twice");
+    }
+    let all_keys: Vec<&str> = [FIELD_KEYS, LEVEL_KEYS, COUNT_KEYS, AGGREGATE_KEYS, LEADS_KEYS, SEQUENCE_KEYS, STEP_KEYS, EVENT_KEYS]
+        .concat();
+    for (table, names) in [(RULE_KEY_SYNONYMS, RULE_KEYS), (KEY_SYNONYMS, &all_keys[..])] {
+        let mut keys = std::collections::BTreeSet::new();
+        for (syn, key) in table {
+            assert!(names.contains(key), "{syn} -> {key}: no such key");
+            assert!(!names.iter().any(|k| name_key(k) == name_key(syn)), "{syn} is a key");
+            assert!(keys.insert(name_key(syn)), "{syn} given twice");
+        }
+    }
+}
+
+#[test]
+fn level_and_count_operators_suggest_synonyms_they_have() {
+    let level_list = Some("level operators are eq neq gt gte lt lte in not_in");
+    let count_list = Some("count operators are eq neq gt gte lt lte");
+    assert_errors(&[
+        (
+            r#"{"level":"eng","op":"equals","value":"Hot"}"#,
+            SqlState::InvalidParameterValue,
+            "invalid rule at $.op: unknown level operator \"equals\"",
+            Some("did you mean \"eq\"?"),
+        ),
+        (
+            r#"{"level":"eng","op":">=","value":"Warm"}"#,
+            SqlState::InvalidParameterValue,
+            "invalid rule at $.op: unknown level operator \">=\"",
+            Some("did you mean \"gte\"?"),
+        ),
+        (
+            r#"{"level":"eng","op":"at_most","value":"Warm"}"#,
+            SqlState::InvalidParameterValue,
+            "invalid rule at $.op: unknown level operator \"at_most\"",
+            Some("did you mean \"lte\"?"),
+        ),
+        (
+            r#"{"level":"eng","op":"nin","value":["Cold"]}"#,
+            SqlState::InvalidParameterValue,
+            "invalid rule at $.op: unknown level operator \"nin\"",
+            Some("did you mean \"not_in\"?"),
+        ),
+        (
+            r#"{"level":"eng","op":"NOT_IN","value":["Cold"]}"#,
+            SqlState::InvalidParameterValue,
+            "invalid rule at $.op: unknown level operator \"NOT_IN\"",
+            Some("did you mean \"not_in\"?"),
+        ),
+        // a synonym of an operator levels do not have: the list
+        (
+            r#"{"level":"eng","op":"like","value":"Hot"}"#,
+            SqlState::InvalidParameterValue,
+            "invalid rule at $.op: unknown level operator \"like\"",
+            level_list,
+        ),
+        (
+            r#"{"level":"eng","op":"between","value":"Warm"}"#,
+            SqlState::InvalidParameterValue,
+            "invalid rule at $.op: unknown level operator \"between\"",
+            level_list,
+        ),
+        (
+            r#"{"event":{"count":{"op":"==","value":0}}}"#,
+            SqlState::InvalidParameterValue,
+            "invalid rule at $.event.count.op: unknown count operator \"==\"",
+            Some("did you mean \"eq\"?"),
+        ),
+        (
+            r#"{"event":{"count":{"op":"at_least","value":3}}}"#,
+            SqlState::InvalidParameterValue,
+            "invalid rule at $.event.count.op: unknown count operator \"at_least\"",
+            Some("did you mean \"gte\"?"),
+        ),
+        (
+            r#"{"leads":{"count":{"op":"less_than","value":3}}}"#,
+            SqlState::InvalidParameterValue,
+            "invalid rule at $.leads.count.op: unknown count operator \"less_than\"",
+            Some("did you mean \"lt\"?"),
+        ),
+        (
+            r#"{"event":{"sum":{"field":"amount","op":"<>","value":3}}}"#,
+            SqlState::InvalidParameterValue,
+            "invalid rule at $.event.sum.op: unknown count operator \"<>\"",
+            Some("did you mean \"neq\"?"),
+        ),
+        (
+            r#"{"event":{"count":{"op":"in","value":3}}}"#,
+            SqlState::InvalidParameterValue,
+            "invalid rule at $.event.count.op: unknown count operator \"in\"",
+            count_list,
+        ),
+        (
+            r#"{"event":{"count":{"op":"about","value":1}}}"#,
+            SqlState::InvalidParameterValue,
+            "invalid rule at $.event.count.op: unknown count operator \"about\"",
+            count_list,
+        ),
+    ]);
+}
+
+#[test]
+fn rule_key_synonyms_suggest_the_key() {
+    let unknown = |k: &str, hint: &str| {
+        let doc = serde_json::json!({ k: [{"field": "a", "op": "is_set"}] });
+        let e = Rule::parse(&doc).expect_err(k);
+        assert_eq!(
+            (e.code, e.message.as_str(), e.hint.as_deref()),
+            (SqlState::InvalidParameterValue, format!("invalid rule at $: unknown key \"{k}\"").as_str(), Some(hint)),
+            "{k}"
+        );
+    };
+    for k in ["and", "AND", "And", "&&", "conditions", "rules", "all_of", "every", "ALL"] {
+        unknown(k, "did you mean \"all\"?");
+    }
+    for k in ["or", "OR", "||", "any_of", "some", "Any"] {
+        unknown(k, "did you mean \"any\"?");
+    }
+    for k in ["NOT", "!"] {
+        unknown(k, "did you mean \"not\"?");
+    }
+    unknown("none", "for none of several rules write {\"not\":{\"any\":[…]}}, not {\"none\":[…]}");
+    unknown("NONE_OF", "for none of several rules write {\"not\":{\"any\":[…]}}, not {\"NONE_OF\":[…]}");
+    unknown("column", "did you mean \"field\"?");
+    // typos still go by edit distance
+    unknown("al", "did you mean \"all\"?");
+    unknown("anyy", "did you mean \"any\"?");
+    assert_errors(&[
+        (
+            r#"{"field":"a","operator":"eq","value":1}"#,
+            SqlState::InvalidParameterValue,
+            "invalid rule at $.operator: unknown key \"operator\"",
+            Some("did you mean \"op\"?"),
+        ),
+        (
+            r#"{"field":"d","op":"in_period","value":"today","timezone":"UTC"}"#,
+            SqlState::InvalidParameterValue,
+            "invalid rule at $.timezone: unknown key \"timezone\"",
+            Some("did you mean \"tz\"?"),
+        ),
+        (
+            r#"{"event":{"type":"x","filter":{"field":"a","op":"is_set"}}}"#,
+            SqlState::InvalidParameterValue,
+            "invalid rule at $.event.filter: unknown key \"filter\"",
+            Some("did you mean \"where\"?"),
+        ),
+        (
+            r#"{"event":{"type":"x","Within":"7 days"}}"#,
+            SqlState::InvalidParameterValue,
+            "invalid rule at $.event.Within: unknown key \"Within\"",
+            Some("did you mean \"within\"?"),
+        ),
+    ]);
+}
+
+#[test]
+fn values_of_the_wrong_shape_hint_the_shape() {
+    let duration = Some("write a duration such as \"30 days\" (a PostgreSQL interval as a string)");
+    let bounds = Some("write two bounds such as [10, 50] or [\"2026-01-01\", \"2026-02-01\"]");
+    let list = Some("write a JSON array such as [\"US\", \"CA\"]");
+    let iso = Some("write \"2024-01-31\" or \"2024-01-31T12:00:00Z\"");
+    let p = SqlState::InvalidParameterValue;
+    assert_errors(&[
+        (
+            r#"{"field":"d","op":"within_last","value":30}"#,
+            p,
+            "invalid rule at $.value: expected an interval such as \"30 days\", found number",
+            duration,
+        ),
+        (
+            r#"{"field":"d","op":"not_within_last","value":["30 days"]}"#,
+            p,
+            "invalid rule at $.value: expected an interval such as \"30 days\", found array",
+            duration,
+        ),
+        (
+            r#"{"field":"d","op":"in_next","value":7}"#,
+            p,
+            "invalid rule at $.value: expected an interval such as \"30 days\", found number",
+            duration,
+        ),
+        (
+            r#"{"field":"d","op":"between_ago","value":[30,7]}"#,
+            p,
+            "invalid rule at $.value[0]: expected an interval such as \"30 days\", found number",
+            duration,
+        ),
+        (
+            r#"{"event":{"type":"x","within":30}}"#,
+            p,
+            "invalid rule at $.event.within: expected an interval such as \"30 days\", found number",
+            duration,
+        ),
+        (
+            r#"{"sequence":{"steps":[{},{}],"max_gap":1}}"#,
+            p,
+            "invalid rule at $.sequence.max_gap: expected an interval such as \"30 days\", found number",
+            duration,
+        ),
+        (
+            r#"{"field":"n","op":"between","value":10}"#,
+            p,
+            "invalid rule at $.value: \"between\" takes [low, high], found number",
+            bounds,
+        ),
+        (
+            r#"{"field":"n","op":"between","value":"10-50"}"#,
+            p,
+            "invalid rule at $.value: \"between\" takes [low, high], found string",
+            bounds,
+        ),
+        (
+            r#"{"field":"n","op":"between","value":[10]}"#,
+            p,
+            "invalid rule at $.value: \"between\" takes [low, high], found an array of 1 element(s)",
+            bounds,
+        ),
+        (
+            r#"{"field":"n","op":"between","value":[10,20,30]}"#,
+            p,
+            "invalid rule at $.value: \"between\" takes [low, high], found an array of 3 element(s)",
+            bounds,
+        ),
+        (
+            r#"{"field":"n","op":"between","value":[[10],[20]]}"#,
+            p,
+            "invalid rule at $.value: \"between\" takes [low, high], found an array of 2 element(s)",
+            bounds,
+        ),
+        (
+            r#"{"field":"n","op":"between","value":[10,"20"]}"#,
+            p,
+            "invalid rule at $.value: both bounds of \"between\" must have the same type",
+            bounds,
+        ),
+        (
+            r#"{"field":"n","op":"between"}"#,
+            p,
+            "invalid rule at $: operator \"between\" needs a \"value\" ([low, high])",
+            bounds,
+        ),
+        (
+            r#"{"field":"country","op":"in","value":"US"}"#,
+            p,
+            "invalid rule at $.value: \"in\" takes an array of values, found string",
+            list,
+        ),
+        (
+            r#"{"field":"country","op":"not_in","value":{"a":1}}"#,
+            p,
+            "invalid rule at $.value: \"not_in\" takes an array of values, found object",
+            list,
+        ),
+        (
+            r#"{"level":"eng","op":"in","value":"Hot"}"#,
+            p,
+            "invalid rule at $.value: expected an array of tier names, found string",
+            Some("write a JSON array such as [\"Warm\", \"Hot\"]"),
+        ),
+        (
+            r#"{"level":"eng","op":"eq","value":["Hot","Warm"]}"#,
+            p,
+            "invalid rule at $.value: expected a tier name, found array",
+            Some("\"eq\" takes one tier such as \"Hot\"; for several tiers use \"in\" or \"not_in\""),
+        ),
+        (
+            r#"{"level":"eng","op":"gte","value":2}"#,
+            p,
+            "invalid rule at $.value: expected a tier name, found number",
+            Some("write a tier name as a string, such as \"Hot\""),
+        ),
+        (
+            r#"{"field":"d","op":"before","value":20240131}"#,
+            p,
+            "invalid rule at $.value: expected an ISO date or timestamp such as \"2024-01-31\", found number",
+            iso,
+        ),
+        (
+            r#"{"field":"d","op":"after","value":"31/01/2024"}"#,
+            SqlState::InvalidDatetimeFormat,
+            "invalid rule at $.value: \"31/01/2024\" is not an ISO date or timestamp",
+            iso,
+        ),
+        (
+            r#"{"field":"zip","op":"starts_with","value":750}"#,
+            p,
+            "invalid rule at $.value: \"starts_with\" takes a string, found number",
+            Some("write the value as a JSON string: \"750\""),
+        ),
+        (
+            r#"{"field":"email","op":"contains","value":true}"#,
+            p,
+            "invalid rule at $.value: \"contains\" takes a string, found boolean",
+            Some("write the value as a JSON string: \"true\""),
+        ),
+        (
+            r#"{"field":"email","op":"ends_with","value":[".com"]}"#,
+            p,
+            "invalid rule at $.value: \"ends_with\" takes a string, found array",
+            Some("write a string such as \"acme\""),
+        ),
+        (
+            r#"{"field":"code","op":"matches","value":["^A"]}"#,
+            p,
+            "invalid rule at $.value: \"matches\" takes a string, found array",
+            Some("write a POSIX regular expression as a string, such as \"^[A-Z]{2}$\""),
+        ),
+        (
+            r#"{"field":"score","op":"gt","value":[10,50]}"#,
+            p,
+            "invalid rule at $.value: expected a string, number or boolean, found array",
+            Some("\"gt\" compares with one value such as 10; for a range use \"between\" with [low, high]"),
+        ),
+        (
+            r#"{"field":"score","op":"lte","value":{"v":1}}"#,
+            p,
+            "invalid rule at $.value: expected a string, number or boolean, found object",
+            Some("\"lte\" compares with one value such as 10 or \"2026-01-01\""),
+        ),
+        (
+            r#"{"field":"email","op":"is_set","value":true}"#,
+            p,
+            "invalid rule at $.value: operator \"is_set\" takes no value",
+            Some("remove \"value\": write {\"field\":…,\"op\":\"is_set\"}"),
+        ),
+    ]);
+}
+
+#[test]
+fn reversed_between_bounds_are_rejected() {
+    let p = SqlState::InvalidParameterValue;
+    assert_errors(&[
+        (
+            r#"{"field":"score","op":"between","value":[50,10]}"#,
+            p,
+            "invalid rule at $.value: \"between\" bounds are reversed (50 > 10)",
+            Some("write the lower bound first: [10, 50]"),
+        ),
+        (
+            r#"{"all":[{"field":"a","op":"is_set"},{"not":{"field":"ratio","op":"between","value":[0.5,-1.25]}}]}"#,
+            p,
+            "invalid rule at $.all[1].not.value: \"between\" bounds are reversed (0.5 > -1.25)",
+            Some("write the lower bound first: [-1.25, 0.5]"),
+        ),
+        (
+            r#"{"field":"n","op":"between","value":[9223372036854775807,-9223372036854775808]}"#,
+            p,
+            "invalid rule at $.value: \"between\" bounds are reversed (9223372036854775807 > -9223372036854775808)",
+            Some("write the lower bound first: [-9223372036854775808, 9223372036854775807]"),
+        ),
+        (
+            r#"{"field":"n","op":"between","value":[18446744073709551615,1.5]}"#,
+            p,
+            "invalid rule at $.value: \"between\" bounds are reversed (18446744073709551615 > 1.5)",
+            Some("write the lower bound first: [1.5, 18446744073709551615]"),
+        ),
+        (
+            r#"{"field":"signed_up","op":"between","value":["2026-02-01","2026-01-01"]}"#,
+            p,
+            "invalid rule at $.value: \"between\" bounds are reversed (\"2026-02-01\" > \"2026-01-01\")",
+            Some("write the lower bound first: [\"2026-01-01\", \"2026-02-01\"]"),
+        ),
+        (
+            r#"{"event":{"where":{"field":"at","op":"between","value":["2026-01-01T12:00:00Z","2026-01-01 09:30Z"]}}}"#,
+            p,
+            "invalid rule at $.event.where.value: \"between\" bounds are reversed (\"2026-01-01T12:00:00Z\" > \"2026-01-01 09:30Z\")",
+            Some("write the lower bound first: [\"2026-01-01 09:30Z\", \"2026-01-01T12:00:00Z\"]"),
+        ),
+        (
+            r#"{"field":"at","op":"between","value":["2026-01-02","2026-01-01T23:59:59.999999"]}"#,
+            p,
+            "invalid rule at $.value: \"between\" bounds are reversed (\"2026-01-02\" > \"2026-01-01T23:59:59.999999\")",
+            Some("write the lower bound first: [\"2026-01-01T23:59:59.999999\", \"2026-01-02\"]"),
+        ),
+        // +02 and +02:00 are one offset
+        (
+            r#"{"field":"at","op":"between","value":["2026-01-01T12:00+02","2026-01-01T11:00+02:00"]}"#,
+            p,
+            "invalid rule at $.value: \"between\" bounds are reversed (\"2026-01-01T12:00+02\" > \"2026-01-01T11:00+02:00\")",
+            Some("write the lower bound first: [\"2026-01-01T11:00+02:00\", \"2026-01-01T12:00+02\"]"),
+        ),
+    ]);
+    for ok in [
+        // equal bounds are allowed
+        r#"{"field":"score","op":"between","value":[10,10]}"#,
+        r#"{"field":"score","op":"between","value":[1,1.0]}"#,
+        r#"{"field":"d","op":"between","value":["2026-01-01","2026-01-01"]}"#,
+        r#"{"field":"d","op":"between","value":["2026-01-01T12:00:00.000","2026-01-01T12:00"]}"#,
+        r#"{"field":"d","op":"between","value":["2026-01-01","2026-01-01T00:00:00"]}"#,
+        r#"{"field":"d","op":"between","value":["2026-01-01T00:00Z","2026-01-01T00:00+00:00"]}"#,
+        // in order
+        r#"{"field":"score","op":"between","value":[-1e+39,1e+39]}"#,
+        r#"{"field":"d","op":"between","value":["2026-01-01T12:00:00.5","2026-01-01T12:00:00.50001"]}"#,
+        // text compares by collation; booleans are left alone
+        r#"{"field":"country","op":"between","value":["Z","A"]}"#,
+        r#"{"field":"vip","op":"between","value":[true,false]}"#,
+        // different offsets: the first is 10:00 UTC, before the second, though it reads greater
+        r#"{"field":"d","op":"between","value":["2026-01-01T12:00+02:00","2026-01-01T11:00Z"]}"#,
+        // an offset against none depends on the time zone
+        r#"{"field":"d","op":"between","value":["2026-01-02T00:00Z","2026-01-01"]}"#,
+        // an ISO date against other text
+        r#"{"field":"d","op":"between","value":["2026-02-01","2026-01"]}"#,
+    ] {
+        Rule::parse_text(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
     }
 }

@@ -223,6 +223,8 @@ fn server_only(e: &crate::error::KenbunError) -> Option<&'static str> {
         Some("interval over 200 bytes (at most 200 characters)")
     } else if m.contains("the first must be longer than the second") {
         Some("between_ago bounds in the wrong order")
+    } else if m.contains("\"between\" bounds are reversed") {
+        Some("between bounds in the wrong order")
     } else if float_found("expected a non-negative integer, found ")
         || float_found("expected a positive integer, found ")
     {
