@@ -135,6 +135,37 @@ SET search_path = pg_catalog, pg_temp AS $$
            CASE kind WHEN 'lead' THEN 'lead_id' ELSE 'account_id' END
 $$;
 
+-- The documentation of a kind's membership table and view (they are not extension members, so
+-- sql/comments.sql cannot comment them): called by _ensure_members, and by upgrade scripts.
+CREATE FUNCTION kenbun._comment_members(kind text)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    tbl text := (kenbun._members_of(kind)).tbl;
+    col text := (kenbun._members_of(kind)).col;
+    v text := 'kenbun.' || pg_catalog.quote_ident(kind || '_segment_members');
+BEGIN
+    IF pg_catalog.to_regclass(tbl) IS NOT NULL THEN
+        EXECUTE pg_catalog.format($c$
+            COMMENT ON TABLE %1$s IS 'Current members of each active %3$s segment, one row per (segment, %3$s) (maintained by kenbun: do not write it). Created when the %3$s table is bound; not a member of the extension, so pg_dump dumps it. Readable by kenbun_reader.';
+            COMMENT ON COLUMN %1$s.segment_id IS 'The segment (kenbun.segments.id).';
+            COMMENT ON COLUMN %1$s.%2$I IS 'The %3$s''s key, of the type of the bound table''s key column.';
+            COMMENT ON COLUMN %1$s.entered_at IS 'When the %3$s entered the segment (the time of the transaction that added it).'
+        $c$, tbl, col, kind);
+    END IF;
+    IF pg_catalog.to_regclass(v) IS NOT NULL THEN
+        EXECUTE pg_catalog.format($c$
+            COMMENT ON VIEW %1$s IS 'Members of every %2$s segment with the segment''s id, name, kind and type, for BI tools: one row per (segment, %2$s). Created when the %2$s table is bound; not a member of the extension. Readable by kenbun_reader.';
+            COMMENT ON COLUMN %1$s.segment_id IS 'The segment''s id (kenbun.segments.id).';
+            COMMENT ON COLUMN %1$s.segment_name IS 'The segment''s name.';
+            COMMENT ON COLUMN %1$s.kind IS 'The segment''s kind: always %2$s here.';
+            COMMENT ON COLUMN %1$s.segment_type IS 'dynamic or static (kenbun.segments.type).';
+            COMMENT ON COLUMN %1$s.member_id IS 'The %2$s''s key, of the type of the bound table''s key column.';
+            COMMENT ON COLUMN %1$s.entered_at IS 'When the %2$s entered the segment.'
+        $c$, v, kind);
+    END IF;
+END $$;
+
 -- Creates (or re-creates, when the key type changed) the membership table of a kind, and its view.
 CREATE FUNCTION kenbun._ensure_members(kind text)
 RETURNS void LANGUAGE plpgsql
@@ -164,10 +195,6 @@ BEGIN
                 PRIMARY KEY (segment_id, %2$I)
             );
             CREATE INDEX %4$I ON kenbun.%1$I (%2$I, segment_id);
-            COMMENT ON TABLE kenbun.%1$I IS 'Current members of each active %5$s segment, one row per (segment, %5$s) (maintained by kenbun: do not write it). Created when the %5$s table is bound; not a member of the extension, so pg_dump dumps it. Readable by kenbun_reader.';
-            COMMENT ON COLUMN kenbun.%1$I.segment_id IS 'The segment (kenbun.segments.id).';
-            COMMENT ON COLUMN kenbun.%1$I.%2$I IS 'The %5$s''s key, of the type of the bound table''s key column.';
-            COMMENT ON COLUMN kenbun.%1$I.entered_at IS 'When the %5$s entered the segment (the time of the transaction that added it).';
             GRANT SELECT ON kenbun.%1$I TO kenbun_reader
         $ddl$, tbl, col, keytype, tbl || '_' || col || '_idx', kind);
     END IF;
@@ -178,16 +205,10 @@ BEGIN
                 SELECT s.id AS segment_id, s.name AS segment_name, s.kind, s.type AS segment_type,
                        m.%2$I AS member_id, m.entered_at
                   FROM kenbun.%1$I m JOIN kenbun.segments s ON s.id = m.segment_id;
-            COMMENT ON VIEW kenbun.%3$I IS 'Members of every %4$s segment with the segment''s id, name, kind and type, for BI tools: one row per (segment, %4$s). Created when the %4$s table is bound; not a member of the extension. Readable by kenbun_reader.';
-            COMMENT ON COLUMN kenbun.%3$I.segment_id IS 'The segment''s id (kenbun.segments.id).';
-            COMMENT ON COLUMN kenbun.%3$I.segment_name IS 'The segment''s name.';
-            COMMENT ON COLUMN kenbun.%3$I.kind IS 'The segment''s kind: always %4$s here.';
-            COMMENT ON COLUMN kenbun.%3$I.segment_type IS 'dynamic or static (kenbun.segments.type).';
-            COMMENT ON COLUMN kenbun.%3$I.member_id IS 'The %4$s''s key, of the type of the bound table''s key column.';
-            COMMENT ON COLUMN kenbun.%3$I.entered_at IS 'When the %4$s entered the segment.';
             GRANT SELECT ON kenbun.%3$I TO kenbun_reader
         $ddl$, tbl, col, kind || '_segment_members', kind);
     END IF;
+    PERFORM kenbun._comment_members(kind);
 END $$;
 
 -- Sends the changes of one segment as NOTIFY kenbun_membership, one JSON payload per batch of
