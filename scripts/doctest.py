@@ -10,8 +10,9 @@ Rules a document follows:
 - The ```sql blocks of a document run in order in ONE psql session (as a reader pasting them into
   `make psql` would), on a database created by scripts/demo.sql just before (one per document). psql runs with its
   defaults, except `\\set SHOW_CONTEXT never`.
-- A block that is meant to fail says so with a comment `-- expected error: SQLSTATE`; it must fail with
-  exactly that SQLSTATE. Any other block must not raise an error.
+- A statement that is meant to fail says so with a comment `-- expected error: SQLSTATE`: the block must
+  raise as many errors as it has such comments, the last one with the last comment's SQLSTATE. Any
+  other block must not raise an error.
 - A ```text block right after a ```sql block is the output the reader sees: it is generated (accept)
   and compared (check). Every block's status (ok, or the error's SQLSTATE) is compared too.
 - A document whose first line is `<!-- doctest: isolated -->` runs each block inside BEGIN ... ROLLBACK
@@ -55,8 +56,10 @@ def slug(title):
 class Block:
     def __init__(self, doc, line, section, sql):
         self.doc, self.line, self.section, self.sql = doc, line, section, sql
-        m = ERROR_MARK.search(sql)
-        self.error = m.group(1) if m else None
+        # one marker per statement that must fail; the last error's SQLSTATE is checked, and the number
+        # of errors (a block whose output is shown compares every message too)
+        self.errors = ERROR_MARK.findall(sql)
+        self.error = self.errors[-1] if self.errors else None
         self.shown = None  # (start, end) line indexes of the ```text block's body, if any
         self.output = None
         self.status = None
@@ -205,7 +208,8 @@ def main():
         run(blocks, isolated(lines))
         for b in blocks:
             want = "error " + b.error if b.error else "ok"
-            if b.status != want:
+            raised = sum(1 for l in b.output if l.startswith("ERROR:"))
+            if b.status != want or raised != len(b.errors):
                 problems.append(f"{b.doc}:{b.line}: expected {want}, got {b.status}:\n    " + "\n    ".join(b.output[-15:]))
         exp_dir = os.path.join(EXPECTED, os.path.splitext(rel)[0].replace("/", "_"))
         actual = expected_text(blocks, sections)
