@@ -31,6 +31,9 @@ CREATE TABLE app.events (
     metadata    jsonb NOT NULL DEFAULT '{}'
 );
 
+-- setseed makes the data the same on every run. Times are whole hours plus 30 minutes before now():
+-- a window of whole hours or days ("within 30 days") gains or loses a row only 30 minutes after the
+-- demo was made, so what the README shows (make test runs it right after creating the data) is exact.
 SELECT setseed(0.42);
 INSERT INTO app.accounts
 SELECT i, 'Account ' || i,
@@ -46,7 +49,7 @@ SELECT i,
        (ARRAY['US','US','US','CA','GB','DE','FR','BR',NULL])[1 + floor(random() * 9)::int],
        (ARRAY['Engineer','VP Marketing','CTO','Analyst','Head of Growth',NULL])[1 + floor(random() * 6)::int],
        floor(random() * 100)::int,
-       now() - random() * interval '120 days',
+       now() - (floor(random() * 2880) + 0.5) * interval '1 hour',   -- half past an hour: see below
        jsonb_build_object(
          'plan', (ARRAY['free','trial','pro','team'])[1 + floor(random() * 4)::int],
          'source', (ARRAY['ads','organic','referral','event'])[1 + floor(random() * 4)::int],
@@ -56,7 +59,7 @@ FROM generate_series(1, 5000) i;
 INSERT INTO app.events (lead_id, type, occurred_at, metadata)
 SELECT 1 + floor(random() * 5000)::int,
        t.type,
-       now() - random() * interval '90 days',
+       now() - (floor(random() * 2160) + 0.5) * interval '1 hour',
        CASE t.type WHEN 'page_view' THEN jsonb_build_object('url', (ARRAY['/pricing','/docs','/blog','/','/careers'])[1 + floor(random() * 5)::int])
                    WHEN 'email_open' THEN jsonb_build_object('campaign', (ARRAY['spring','launch','webinar'])[1 + floor(random() * 3)::int])
                    ELSE '{}'::jsonb END

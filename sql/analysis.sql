@@ -35,6 +35,10 @@ CREATE FUNCTION kenbun._compare(x text, y text)
 RETURNS TABLE (only_a bigint, "both" bigint, only_b bigint, jaccard float8) LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    IF x IS NULL OR y IS NULL THEN   -- a NULL rule or kind (the rule's query is then NULL)
+        RAISE EXCEPTION 'two rules and a kind are required (got NULL)' USING ERRCODE = '22004',
+            HINT = 'kenbun.segment_compare(a, b, kind) compares two rules; segment_compare(name_a, name_b) two saved segments';
+    END IF;
     RETURN QUERY EXECUTE format($q$
         SELECT pg_catalog.count(*) FILTER (WHERE y.mid IS NULL),
                pg_catalog.count(*) FILTER (WHERE x.mid IS NOT NULL AND y.mid IS NOT NULL),
@@ -49,6 +53,10 @@ CREATE FUNCTION kenbun._compare_members(x text, y text)
 RETURNS TABLE (member_id text, side text) LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    IF x IS NULL OR y IS NULL THEN   -- a NULL rule or kind (the rule's query is then NULL)
+        RAISE EXCEPTION 'two rules and a kind are required (got NULL)' USING ERRCODE = '22004',
+            HINT = 'kenbun.segment_compare(a, b, kind) compares two rules; segment_compare(name_a, name_b) two saved segments';
+    END IF;
     RETURN QUERY EXECUTE format($q$
         SELECT COALESCE(x.mid, y.mid)::text,
                CASE WHEN y.mid IS NULL THEN 'only_a' WHEN x.mid IS NULL THEN 'only_b' ELSE 'both' END
@@ -98,6 +106,7 @@ CREATE FUNCTION kenbun._bound(kind text, OUT tbl regclass, OUT key name, OUT key
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM kenbun._load_hooks();  -- the hint of a permission error below (hooks.rs)
     SELECT b.relid, b.key_column, pg_catalog.format_type(a.atttypid, NULL) INTO tbl, key, keytype
       FROM kenbun.bindings b JOIN pg_catalog.pg_attribute a ON a.attrelid = b.relid AND a.attname = b.key_column
      WHERE b.kind = _bound.kind;

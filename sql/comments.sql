@@ -150,7 +150,7 @@ Example: SELECT kenbun.register_consumer(''crm_sync''); SELECT kenbun.drop_consu
 COMMENT ON FUNCTION kenbun.drop_levels(text) IS
 'Drops level name and recompiles every segment.
 Returns: boolean, true if the level existed.
-Errors: 42704 a segment still uses the level (the compiler''s error, naming the JSON path; the drop is rolled back); 0A000 not in a READ COMMITTED transaction; 42501 not kenbun_admin.
+Errors: 42704 a segment still uses the level (the compiler''s error, prefixed with segment "<name>" no longer compiles:; the drop is rolled back); 0A000 not in a READ COMMITTED transaction; 42501 not kenbun_admin.
 Example: SELECT kenbun.define_levels(''intent'', ''score'', ''[{"name":"Low","min":0},{"name":"High","min":80}]''); SELECT kenbun.drop_levels(''intent'');';
 COMMENT ON FUNCTION kenbun.export_definitions() IS 'Exports field mappings, levels and segments (in dependency order) as one JSON document for kenbun.import_definitions, with the members of static segments ("members", keys as text) and the overrides of dynamic ones ("overrides": {"include": […], "exclude": […]}). Bindings and the membership of dynamic segments are not included (bind the tables in the target first; membership follows from the rules).
 Returns: jsonb, {"format":"kenbun-definitions","version":1,"fields":[…],"levels":[…],"segments":[…]}.
@@ -166,7 +166,7 @@ Errors: 42501 not kenbun_reader.
 Example: SELECT * FROM kenbun.lead_history(''2'', since => now() - interval ''7 days'');';
 COMMENT ON FUNCTION kenbun.lead_segments(text) IS 'Lists the segments a lead (lead_id: its key as text) is a member of now, by name, for routing; an unknown key gives no rows.
 Returns: TABLE(segment text, entered_at timestamptz): the segment''s name and when the lead entered it.
-Errors: 22P02 lead_id is not of the key''s type; 55000 no lead table is bound; 42501 not kenbun_reader.
+Errors: 22P02 lead_id is not of the key''s type (kenbun''s message names the table and its key type); 55000 no lead table is bound; 42501 not kenbun_reader.
 Example: SELECT * FROM kenbun.lead_segments(''42'');';
 COMMENT ON FUNCTION kenbun.map_field(text, text, text, regtype) IS
 'Adds (or replaces) a named, typed field of kind (lead, account or event) over a column or a dotted path into a jsonb column (attributes.plan); the type is a cast applied when a rule reads it, and a mapped field wins over a column of the same name. Every segment is recompiled.
@@ -219,7 +219,7 @@ Example: SELECT kenbun.segment_include(''Hot US paid'', ARRAY[''17'']);
 SELECT kenbun.segment_clear_override(''Hot US paid'', ARRAY[''17'']);';
 COMMENT ON FUNCTION kenbun.segment_compare(kenbun.segment_rule, kenbun.segment_rule, text) IS 'Compares the rows matching two ad-hoc rules a and b of one kind (''lead'', the default, or ''account''), without saving anything; reads the bound table with the caller''s rights. Untyped literals choose the saved-segment overload: pass kind, or cast the rules to kenbun.segment_rule.
 Returns: TABLE(only_a bigint, "both" bigint, only_b bigint, jaccard double precision): rows only matching a, matching both, only matching b, and the Jaccard index (NULL when neither matches anything).
-Errors: 22P02 the rule text is not JSON; 22023 invalid rule (unknown key or operator, wrong shape, unknown tier or time zone, a condition not allowed in this kind; with the JSON path and a hint); 22007 bad interval or date; 2201B bad regular expression; 42703 unknown field (with a did-you-mean hint); 42704 unknown level or segment; 42804 a value of the wrong type for the field, or an operator that does not apply to it; 54000 rule over the limits; 22023 kind is not lead or account; 55000 no table is bound for the kind (or leads have no account key, for account conditions); 42501 not allowed to read kenbun''s catalog (not kenbun_reader) or the bound tables.
+Errors: 22004 a rule or the kind is NULL; 22P02 the rule text is not JSON; 22023 invalid rule (unknown key or operator, wrong shape, unknown tier or time zone, a condition not allowed in this kind; with the JSON path and a hint); 22007 bad interval or date; 2201B bad regular expression; 42703 unknown field (with a did-you-mean hint); 42704 unknown level or segment; 42804 a value of the wrong type for the field, or an operator that does not apply to it; 54000 rule over the limits; 22023 kind is not lead or account; 55000 no table is bound for the kind (or leads have no account key, for account conditions); 42501 not allowed to read kenbun''s catalog (not kenbun_reader) or the bound tables.
 Example: SELECT * FROM kenbun.segment_compare(a => ''{"field":"country","op":"eq","value":"US"}'', b => ''{"level":"engagement","op":"gte","value":"Hot"}'', kind => ''lead'');';
 COMMENT ON FUNCTION kenbun.segment_compare(text, text) IS 'Compares the membership of two saved segments of the same kind (a and b, by name).
 Returns: TABLE(only_a bigint, "both" bigint, only_b bigint, jaccard double precision): members only in a, in both, only in b, and the Jaccard index both / (only_a + both + only_b), NULL when both are empty. "both" is an SQL keyword: quote it.
@@ -227,7 +227,7 @@ Errors: 42704 no such segment; 22023 the segments are of different kinds; 55000 
 Example: SELECT only_a, "both", only_b, jaccard FROM kenbun.segment_compare(''Hot US paid'', ''Decision makers'');';
 COMMENT ON FUNCTION kenbun.segment_compare_members(kenbun.segment_rule, kenbun.segment_rule, text) IS 'Lists every row matching either of two ad-hoc rules a and b of one kind (''lead'', the default, or ''account''), ordered by key, with the side it is on, without saving anything; reads the bound table with the caller''s rights. Untyped literals choose the saved-segment overload: pass kind, or cast the rules.
 Returns: TABLE(member_id text, side text): the row''s key as text, and only_a, both or only_b.
-Errors: 22P02 the rule text is not JSON; 22023 invalid rule (unknown key or operator, wrong shape, unknown tier or time zone, a condition not allowed in this kind; with the JSON path and a hint); 22007 bad interval or date; 2201B bad regular expression; 42703 unknown field (with a did-you-mean hint); 42704 unknown level or segment; 42804 a value of the wrong type for the field, or an operator that does not apply to it; 54000 rule over the limits; 22023 kind is not lead or account; 55000 no table is bound for the kind (or leads have no account key, for account conditions); 42501 not allowed to read kenbun''s catalog (not kenbun_reader) or the bound tables.
+Errors: 22004 a rule or the kind is NULL; 22P02 the rule text is not JSON; 22023 invalid rule (unknown key or operator, wrong shape, unknown tier or time zone, a condition not allowed in this kind; with the JSON path and a hint); 22007 bad interval or date; 2201B bad regular expression; 42703 unknown field (with a did-you-mean hint); 42704 unknown level or segment; 42804 a value of the wrong type for the field, or an operator that does not apply to it; 54000 rule over the limits; 22023 kind is not lead or account; 55000 no table is bound for the kind (or leads have no account key, for account conditions); 42501 not allowed to read kenbun''s catalog (not kenbun_reader) or the bound tables.
 Example: SELECT side, count(*) FROM kenbun.segment_compare_members(a => ''{"field":"country","op":"eq","value":"US"}'', b => ''{"field":"plan","op":"eq","value":"pro"}'', kind => ''lead'') GROUP BY side ORDER BY side;';
 COMMENT ON FUNCTION kenbun.segment_compare_members(text, text) IS 'Lists every member of either of two saved segments of the same kind (a and b, by name), ordered by key, with the side it is on.
 Returns: TABLE(member_id text, side text): the member''s key as text, and only_a, both or only_b.
@@ -236,7 +236,7 @@ Example: SELECT * FROM kenbun.segment_compare_members(''Hot US paid'', ''Decisio
 COMMENT ON FUNCTION kenbun.segment_copy(text, text) IS
 'Copies a segment''s definition (kind, description, active, rule, refresh_every, type) under new_name: a dynamic copy''s membership is computed from the rule (manual overrides are not copied); a static copy gets the same members, and the rule that filled the original once.
 Returns: bigint, the new segment''s id.
-Errors: 42704 no segment of that name; 23505 a segment named new_name exists; 23514 new_name is empty; 22001 new_name is longer than 255 characters; XX000 new_name is NULL ("argument 2 must not be null"); 42501 not kenbun_admin, or the caller may not SELECT a column the rule reads; 0A000 not in a READ COMMITTED transaction.
+Errors: 42704 no segment of that name; 23505 a segment named new_name exists; 23514 new_name is empty; 22001 new_name is longer than 255 characters; 23502 new_name is NULL; 42501 not kenbun_admin, or the caller may not SELECT a column the rule reads; 0A000 not in a READ COMMITTED transaction.
 Example: SELECT kenbun.segment_copy(''Hot US paid'', new_name => ''Hot US paid (copy)'');';
 COMMENT ON FUNCTION kenbun.segment_count(kenbun.segment_rule, text) IS 'Counts the leads (kind ''lead'', the default) or accounts (''account'') that match a rule, without saving anything; reads the bound table with the caller''s rights (row-level security applies).
 Returns: bigint, the number of matching rows.
@@ -278,7 +278,7 @@ Example: SELECT kenbun.segment_include(''Hot US paid'', ARRAY[''17'']);
 SELECT * FROM kenbun.segment_overrides;';
 COMMENT ON FUNCTION kenbun.segment_levels(text, text) IS 'Shows how the members of a saved segment spread over the tiers of a level (levels: the level''s name), read from the members'' rows in the bound table.
 Returns: TABLE(tier text, members bigint): one row per tier from the lowest, then (none) for members with no value or one below the lowest tier.
-Errors: 42704 no such segment or level (with a did-you-mean hint); 0A000 the segment is static; 55000 the segment is inactive (hint: activate it, or preview its rule with kenbun.segment_preview); 42703 the level''s field is not a field of the segment''s kind; 42501 not kenbun_reader, or not allowed to read the bound table.
+Errors: 42704 no such segment or level (with a did-you-mean hint); 0A000 the segment is static; 55000 the segment is inactive (hint: activate it, or preview its rule with kenbun.segment_preview); 42809 the segment''s table does not have the level''s field (a level over the leads'' score, for an account segment); 42501 not kenbun_reader, or not allowed to read the bound table.
 Example: SELECT * FROM kenbun.segment_levels(''Decision makers'', ''engagement'');';
 COMMENT ON FUNCTION kenbun.segment_lint(kenbun.segment_rule, text) IS 'Checks a rule of kind ''lead'' (the default) or ''account'' for bad practice: contradictory conditions (error), redundant or duplicate ones, a regular expression where starts_with would do, lists of one value, time windows, JSON paths no index serves, references to inactive segments, and rules that match every row or none today. Reads the bound tables with the caller''s rights.
 Returns: TABLE(severity text, path text, message text): severity error, warning or info, ordered by severity then JSON path; no rows for a clean rule.
@@ -357,7 +357,7 @@ Example: DELETE FROM kenbun.segments WHERE name = ''Pricing intent''; SELECT ken
 COMMENT ON FUNCTION kenbun.unmap_field(text, text) IS
 'Removes mapped field field of kind and recompiles every segment; a rule using the name then reads the column of that name, if there is one.
 Returns: boolean, true if the field was mapped (false also for an unknown kind).
-Errors: 42703 a segment still uses the field and no column of that name takes its place, or another compile error (e.g. 42804) when one does with another type (the compiler''s error, naming the JSON path; the change is rolled back); 0A000 not in a READ COMMITTED transaction; 42501 not kenbun_admin.
+Errors: 42703 a segment still uses the field and no column of that name takes its place, or another compile error (e.g. 42804) when one does with another type (the compiler''s error, prefixed with segment "<name>" no longer compiles:; the change is rolled back); 0A000 not in a READ COMMITTED transaction; 42501 not kenbun_admin.
 Example: SELECT kenbun.unmap_field(''lead'', ''trial_ends'');';
 COMMENT ON FUNCTION kenbun.lead_segments(anyelement) IS
 'Lists the segments a lead is a member of now, given its key as it is (lead_segments(42), a uuid, …): the key is passed on as text to kenbun.lead_segments(text).

@@ -1,5 +1,5 @@
 -- kenbun 0.6.0 -> 0.7.0: every public object documented (COMMENT ON, docs/reference.md), key
--- arguments checked with kenbun's errors, a rejected recompile names its segment, lead_segments and
+-- arguments checked with kenbun's errors (a NULL rule in segment_compare), a rejected recompile names its segment, lead_segments and
 -- lead_history take a key of any type. The rule parser now rejects reversed "between" bounds: a saved
 -- rule that has them would no longer parse, so the update refuses to run until it is fixed.
 DO $$
@@ -16,6 +16,12 @@ BEGIN
             USING ERRCODE = '22023', HINT = 'write the lower bound first (such a condition matched no one), then update again';
     END IF;
 END $$;
+
+
+CREATE FUNCTION kenbun._load_hooks() RETURNS void
+STABLE PARALLEL SAFE STRICT
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c AS 'MODULE_PATHNAME', '_load_hooks_wrapper';
 
 
 CREATE OR REPLACE FUNCTION kenbun._comment_members(kind text)
@@ -111,6 +117,115 @@ BEGIN
     END LOOP;
 END $$;
 
+CREATE OR REPLACE FUNCTION kenbun._segments_before()
+RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c jsonb;
+    users text;
+    refill boolean;
+    req text;
+BEGIN
+    IF TG_OP = 'INSERT' AND kenbun._restoring(NEW.compiled_sql) THEN
+        -- a restore: keep the row exactly as dumped. No compile (the bindings, fields and segments it
+        -- needs may not be loaded yet), no lock, and (segments_after) no fill: pg_restore -j loads
+        -- the bound tables in parallel, and the dump carries membership, the change log and the
+        -- generated triggers as they were. Remember the id for segments_after.
+        PERFORM pg_catalog.set_config('kenbun.restored',
+            COALESCE(NULLIF(pg_catalog.current_setting('kenbun.restored', true), ''), ',') || NEW.id || ',', true);
+        RETURN NEW;
+    END IF;
+    PERFORM kenbun._lock_definitions();
+    IF NEW.name IS NULL THEN
+        -- checked here, before the compile (which needs the name), not by the NOT NULL constraint after it
+        RAISE EXCEPTION 'null value in column "name" of relation "segments" violates not-null constraint'
+            USING ERRCODE = '23502', HINT = 'every segment needs a name (segment_copy and segment_snapshot: the new name)';
+    END IF;
+    IF pg_catalog.char_length(NEW.name) > 255 THEN
+        -- the name goes into every NOTIFY payload, which PostgreSQL limits to 8000 bytes
+        RAISE EXCEPTION 'segment name is longer than 255 characters (%)', pg_catalog.char_length(NEW.name)
+            USING ERRCODE = '22001', HINT = 'keep the name short; the description has no limit';
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        IF NEW.kind <> OLD.kind THEN
+            RAISE EXCEPTION 'cannot change the kind of segment "%"', OLD.name
+                USING ERRCODE = '0A000', HINT = 'create a new segment of the other kind';
+        END IF;
+        IF NEW.type <> OLD.type THEN
+            RAISE EXCEPTION 'cannot change the type of segment "%" (%)', OLD.name, OLD.type
+                USING ERRCODE = '0A000',
+                      HINT = 'kenbun.segment_snapshot(name, new_name) freezes a dynamic segment''s members as a new static segment';
+        END IF;
+        IF NEW.name <> OLD.name THEN
+            SELECT pg_catalog.string_agg(pg_catalog.format('"%s"', s.name), ', ' ORDER BY s.name) INTO users
+              FROM kenbun.segments s WHERE OLD.name = ANY (s.depends_on) AND s.id <> OLD.id;
+            IF users IS NOT NULL THEN
+                RAISE EXCEPTION 'cannot rename segment "%": segment(s) % use it', OLD.name, users
+                    USING ERRCODE = '2BP01', HINT = 'change their rules first';
+            END IF;
+        END IF;
+    END IF;
+    IF NEW.type = 'static' AND NOT NEW.active THEN
+        RAISE EXCEPTION 'static segment "%" cannot be inactive', NEW.name
+            USING ERRCODE = '0A000', HINT = 'a static segment is a list kept by hand; deactivating it would empty it: delete it instead';
+    END IF;
+    IF NEW.type = 'dynamic' AND NEW.rule IS NULL THEN
+        RAISE EXCEPTION 'dynamic segment "%" needs a rule', NEW.name
+            USING ERRCODE = '23502', HINT = 'give it a rule, or make it a static list (type ''static'') filled with kenbun.segment_add';
+    END IF;
+    c := kenbun._compile_saved(NEW.rule, NEW.kind, NEW.name, NEW.id, NEW.type,
+                                 EXISTS (SELECT 1 FROM kenbun.member_overrides o WHERE o.segment_id = NEW.id));
+    NEW.compiled_sql := c ->> 'sql';
+    NEW.time_dependent := (c ->> 'time_dependent')::boolean;
+    NEW.reads := c -> 'reads';
+    NEW.boundaries := COALESCE(c -> 'boundaries', '[]');
+    IF pg_catalog.jsonb_typeof(c -> 'rule') = 'object' THEN
+        -- the rule with the time zone in effect now written into its calendar conditions
+        NEW.rule := (c -> 'rule')::kenbun.segment_rule;
+    END IF;
+    NEW.depends_on := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(c -> 'refs'));
+    IF NEW.time_dependent AND NEW.refresh_every IS NULL THEN
+        NEW.refresh_every := interval '1 hour';
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        NEW.created_at := pg_catalog.now();
+    END IF;
+    NEW.updated_at := pg_catalog.now();
+    -- a static segment is filled once, from its rule if it has one (segments_after); a recompile that
+    -- only adds or removes the overrides' wrapper (kenbun.membership_kept, set by the override
+    -- functions, which then re-evaluate the overridden members themselves) changes no membership
+    refill := NEW.active AND NEW.type = 'dynamic'
+              AND pg_catalog.current_setting('kenbun.membership_kept', true) IS DISTINCT FROM 'on'
+              AND (TG_OP = 'INSERT' OR NOT OLD.active OR NEW.compiled_sql IS DISTINCT FROM OLD.compiled_sql);
+    IF refill THEN
+        NEW.last_refreshed_at := pg_catalog.now();
+    END IF;
+    -- status: kenbun's own (a value written by anyone else is replaced). A fill or re-evaluation over a
+    -- large table is left to CALL kenbun.segment_build() (segments_after records it); a build is
+    -- started and ended by kenbun's procedures, which say so in kenbun.build_status.
+    IF refill THEN
+        NEW.status := CASE WHEN kenbun._online(NEW.kind) THEN 'building' ELSE 'ready' END;
+    ELSIF NOT NEW.active THEN
+        NEW.status := 'ready';
+    ELSIF TG_OP = 'UPDATE' THEN
+        req := NULLIF(pg_catalog.current_setting('kenbun.build_status', true), '');
+        IF req = 'ready' AND NOT EXISTS (SELECT 1 FROM kenbun.segment_builds b WHERE b.segment_id = NEW.id AND b.done) THEN
+            req := NULL;  -- restarted meanwhile (a rule change): not done
+        END IF;
+        NEW.status := COALESCE(req, OLD.status);
+    ELSE
+        NEW.status := 'ready';
+    END IF;
+    -- the bound tables: locked when maintenance changes. The lock waits for the writers in progress
+    -- (their triggers know the old definitions) and holds new ones until this transaction commits.
+    IF TG_OP = 'INSERT' OR NEW.active IS DISTINCT FROM OLD.active OR NEW.status IS DISTINCT FROM OLD.status
+       OR (NEW.active AND NEW.compiled_sql IS DISTINCT FROM OLD.compiled_sql) THEN
+        PERFORM kenbun._lock_bound('share row exclusive');
+        PERFORM pg_catalog.set_config('kenbun.rebuild_pending', 'on', true);
+    END IF;
+    RETURN NEW;
+END $$;
+
 CREATE OR REPLACE FUNCTION kenbun._catalog_changed(recompute_all boolean DEFAULT false)
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
@@ -138,6 +253,68 @@ BEGIN
         PERFORM pg_catalog.set_config('kenbun.rebuild_pending', 'off', true);
         PERFORM kenbun._rebuild_maintenance();
     END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION kenbun._bound(kind text, OUT tbl regclass, OUT key name, OUT keytype text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM kenbun._load_hooks();  -- the hint of a permission error below (hooks.rs)
+    SELECT b.relid, b.key_column, pg_catalog.format_type(a.atttypid, NULL) INTO tbl, key, keytype
+      FROM kenbun.bindings b JOIN pg_catalog.pg_attribute a ON a.attrelid = b.relid AND a.attname = b.key_column
+     WHERE b.kind = _bound.kind;
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'no table is bound for kind "%"', kind USING ERRCODE = '55000';
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION kenbun._compare(x text, y text)
+RETURNS TABLE (only_a bigint, "both" bigint, only_b bigint, jaccard float8) LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF x IS NULL OR y IS NULL THEN   -- a NULL rule or kind (the rule's query is then NULL)
+        RAISE EXCEPTION 'two rules and a kind are required (got NULL)' USING ERRCODE = '22004',
+            HINT = 'kenbun.segment_compare(a, b, kind) compares two rules; segment_compare(name_a, name_b) two saved segments';
+    END IF;
+    RETURN QUERY EXECUTE format($q$
+        SELECT pg_catalog.count(*) FILTER (WHERE y.mid IS NULL),
+               pg_catalog.count(*) FILTER (WHERE x.mid IS NOT NULL AND y.mid IS NOT NULL),
+               pg_catalog.count(*) FILTER (WHERE x.mid IS NULL),
+               CASE WHEN pg_catalog.count(*) = 0 THEN NULL
+                    ELSE (pg_catalog.count(*) FILTER (WHERE x.mid IS NOT NULL AND y.mid IS NOT NULL))::float8 / pg_catalog.count(*) END
+          FROM (%s) AS x FULL JOIN (%s) AS y ON x.mid = y.mid
+    $q$, x, y);
+END $$;
+
+CREATE OR REPLACE FUNCTION kenbun._compare_members(x text, y text)
+RETURNS TABLE (member_id text, side text) LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF x IS NULL OR y IS NULL THEN   -- a NULL rule or kind (the rule's query is then NULL)
+        RAISE EXCEPTION 'two rules and a kind are required (got NULL)' USING ERRCODE = '22004',
+            HINT = 'kenbun.segment_compare(a, b, kind) compares two rules; segment_compare(name_a, name_b) two saved segments';
+    END IF;
+    RETURN QUERY EXECUTE format($q$
+        SELECT COALESCE(x.mid, y.mid)::text,
+               CASE WHEN y.mid IS NULL THEN 'only_a' WHEN x.mid IS NULL THEN 'only_b' ELSE 'both' END
+          FROM (%s) AS x FULL JOIN (%s) AS y ON x.mid = y.mid
+         ORDER BY COALESCE(x.mid, y.mid)
+    $q$, x, y);
+END $$;
+
+CREATE OR REPLACE FUNCTION kenbun._segment(name text)
+RETURNS kenbun.segments LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    seg kenbun.segments;
+BEGIN
+    PERFORM kenbun._load_hooks();  -- the hint of a permission error below (hooks.rs)
+    SELECT * INTO seg FROM kenbun.segments s WHERE s.name = _segment.name;
+    IF seg.id IS NULL THEN
+        RAISE EXCEPTION 'segment "%" does not exist', name USING ERRCODE = '42704',
+            HINT = 'the saved segments are listed in kenbun.segments';
+    END IF;
+    RETURN seg;
 END $$;
 
 CREATE OR REPLACE FUNCTION kenbun._check_key(kind text, key text, arg text)
@@ -209,6 +386,7 @@ $$;
 -- CREATE OR REPLACE keeps no SECURITY DEFINER: as in privileges.sql
 ALTER FUNCTION kenbun._catalog_changed(boolean) SECURITY DEFINER;
 ALTER FUNCTION kenbun._ensure_members(text) SECURITY DEFINER;
+ALTER FUNCTION kenbun._segments_before() SECURITY DEFINER;
 -- the membership tables and views of the kinds bound already
 SELECT kenbun._comment_members(k) FROM (VALUES ('lead'), ('account')) v(k);
 
@@ -365,7 +543,7 @@ Example: SELECT kenbun.register_consumer(''crm_sync''); SELECT kenbun.drop_consu
 COMMENT ON FUNCTION kenbun.drop_levels(text) IS
 'Drops level name and recompiles every segment.
 Returns: boolean, true if the level existed.
-Errors: 42704 a segment still uses the level (the compiler''s error, naming the JSON path; the drop is rolled back); 0A000 not in a READ COMMITTED transaction; 42501 not kenbun_admin.
+Errors: 42704 a segment still uses the level (the compiler''s error, prefixed with segment "<name>" no longer compiles:; the drop is rolled back); 0A000 not in a READ COMMITTED transaction; 42501 not kenbun_admin.
 Example: SELECT kenbun.define_levels(''intent'', ''score'', ''[{"name":"Low","min":0},{"name":"High","min":80}]''); SELECT kenbun.drop_levels(''intent'');';
 COMMENT ON FUNCTION kenbun.export_definitions() IS 'Exports field mappings, levels and segments (in dependency order) as one JSON document for kenbun.import_definitions, with the members of static segments ("members", keys as text) and the overrides of dynamic ones ("overrides": {"include": […], "exclude": […]}). Bindings and the membership of dynamic segments are not included (bind the tables in the target first; membership follows from the rules).
 Returns: jsonb, {"format":"kenbun-definitions","version":1,"fields":[…],"levels":[…],"segments":[…]}.
@@ -381,7 +559,7 @@ Errors: 42501 not kenbun_reader.
 Example: SELECT * FROM kenbun.lead_history(''2'', since => now() - interval ''7 days'');';
 COMMENT ON FUNCTION kenbun.lead_segments(text) IS 'Lists the segments a lead (lead_id: its key as text) is a member of now, by name, for routing; an unknown key gives no rows.
 Returns: TABLE(segment text, entered_at timestamptz): the segment''s name and when the lead entered it.
-Errors: 22P02 lead_id is not of the key''s type; 55000 no lead table is bound; 42501 not kenbun_reader.
+Errors: 22P02 lead_id is not of the key''s type (kenbun''s message names the table and its key type); 55000 no lead table is bound; 42501 not kenbun_reader.
 Example: SELECT * FROM kenbun.lead_segments(''42'');';
 COMMENT ON FUNCTION kenbun.map_field(text, text, text, regtype) IS
 'Adds (or replaces) a named, typed field of kind (lead, account or event) over a column or a dotted path into a jsonb column (attributes.plan); the type is a cast applied when a rule reads it, and a mapped field wins over a column of the same name. Every segment is recompiled.
@@ -434,7 +612,7 @@ Example: SELECT kenbun.segment_include(''Hot US paid'', ARRAY[''17'']);
 SELECT kenbun.segment_clear_override(''Hot US paid'', ARRAY[''17'']);';
 COMMENT ON FUNCTION kenbun.segment_compare(kenbun.segment_rule, kenbun.segment_rule, text) IS 'Compares the rows matching two ad-hoc rules a and b of one kind (''lead'', the default, or ''account''), without saving anything; reads the bound table with the caller''s rights. Untyped literals choose the saved-segment overload: pass kind, or cast the rules to kenbun.segment_rule.
 Returns: TABLE(only_a bigint, "both" bigint, only_b bigint, jaccard double precision): rows only matching a, matching both, only matching b, and the Jaccard index (NULL when neither matches anything).
-Errors: 22P02 the rule text is not JSON; 22023 invalid rule (unknown key or operator, wrong shape, unknown tier or time zone, a condition not allowed in this kind; with the JSON path and a hint); 22007 bad interval or date; 2201B bad regular expression; 42703 unknown field (with a did-you-mean hint); 42704 unknown level or segment; 42804 a value of the wrong type for the field, or an operator that does not apply to it; 54000 rule over the limits; 22023 kind is not lead or account; 55000 no table is bound for the kind (or leads have no account key, for account conditions); 42501 not allowed to read kenbun''s catalog (not kenbun_reader) or the bound tables.
+Errors: 22004 a rule or the kind is NULL; 22P02 the rule text is not JSON; 22023 invalid rule (unknown key or operator, wrong shape, unknown tier or time zone, a condition not allowed in this kind; with the JSON path and a hint); 22007 bad interval or date; 2201B bad regular expression; 42703 unknown field (with a did-you-mean hint); 42704 unknown level or segment; 42804 a value of the wrong type for the field, or an operator that does not apply to it; 54000 rule over the limits; 22023 kind is not lead or account; 55000 no table is bound for the kind (or leads have no account key, for account conditions); 42501 not allowed to read kenbun''s catalog (not kenbun_reader) or the bound tables.
 Example: SELECT * FROM kenbun.segment_compare(a => ''{"field":"country","op":"eq","value":"US"}'', b => ''{"level":"engagement","op":"gte","value":"Hot"}'', kind => ''lead'');';
 COMMENT ON FUNCTION kenbun.segment_compare(text, text) IS 'Compares the membership of two saved segments of the same kind (a and b, by name).
 Returns: TABLE(only_a bigint, "both" bigint, only_b bigint, jaccard double precision): members only in a, in both, only in b, and the Jaccard index both / (only_a + both + only_b), NULL when both are empty. "both" is an SQL keyword: quote it.
@@ -442,7 +620,7 @@ Errors: 42704 no such segment; 22023 the segments are of different kinds; 55000 
 Example: SELECT only_a, "both", only_b, jaccard FROM kenbun.segment_compare(''Hot US paid'', ''Decision makers'');';
 COMMENT ON FUNCTION kenbun.segment_compare_members(kenbun.segment_rule, kenbun.segment_rule, text) IS 'Lists every row matching either of two ad-hoc rules a and b of one kind (''lead'', the default, or ''account''), ordered by key, with the side it is on, without saving anything; reads the bound table with the caller''s rights. Untyped literals choose the saved-segment overload: pass kind, or cast the rules.
 Returns: TABLE(member_id text, side text): the row''s key as text, and only_a, both or only_b.
-Errors: 22P02 the rule text is not JSON; 22023 invalid rule (unknown key or operator, wrong shape, unknown tier or time zone, a condition not allowed in this kind; with the JSON path and a hint); 22007 bad interval or date; 2201B bad regular expression; 42703 unknown field (with a did-you-mean hint); 42704 unknown level or segment; 42804 a value of the wrong type for the field, or an operator that does not apply to it; 54000 rule over the limits; 22023 kind is not lead or account; 55000 no table is bound for the kind (or leads have no account key, for account conditions); 42501 not allowed to read kenbun''s catalog (not kenbun_reader) or the bound tables.
+Errors: 22004 a rule or the kind is NULL; 22P02 the rule text is not JSON; 22023 invalid rule (unknown key or operator, wrong shape, unknown tier or time zone, a condition not allowed in this kind; with the JSON path and a hint); 22007 bad interval or date; 2201B bad regular expression; 42703 unknown field (with a did-you-mean hint); 42704 unknown level or segment; 42804 a value of the wrong type for the field, or an operator that does not apply to it; 54000 rule over the limits; 22023 kind is not lead or account; 55000 no table is bound for the kind (or leads have no account key, for account conditions); 42501 not allowed to read kenbun''s catalog (not kenbun_reader) or the bound tables.
 Example: SELECT side, count(*) FROM kenbun.segment_compare_members(a => ''{"field":"country","op":"eq","value":"US"}'', b => ''{"field":"plan","op":"eq","value":"pro"}'', kind => ''lead'') GROUP BY side ORDER BY side;';
 COMMENT ON FUNCTION kenbun.segment_compare_members(text, text) IS 'Lists every member of either of two saved segments of the same kind (a and b, by name), ordered by key, with the side it is on.
 Returns: TABLE(member_id text, side text): the member''s key as text, and only_a, both or only_b.
@@ -451,7 +629,7 @@ Example: SELECT * FROM kenbun.segment_compare_members(''Hot US paid'', ''Decisio
 COMMENT ON FUNCTION kenbun.segment_copy(text, text) IS
 'Copies a segment''s definition (kind, description, active, rule, refresh_every, type) under new_name: a dynamic copy''s membership is computed from the rule (manual overrides are not copied); a static copy gets the same members, and the rule that filled the original once.
 Returns: bigint, the new segment''s id.
-Errors: 42704 no segment of that name; 23505 a segment named new_name exists; 23514 new_name is empty; 22001 new_name is longer than 255 characters; XX000 new_name is NULL ("argument 2 must not be null"); 42501 not kenbun_admin, or the caller may not SELECT a column the rule reads; 0A000 not in a READ COMMITTED transaction.
+Errors: 42704 no segment of that name; 23505 a segment named new_name exists; 23514 new_name is empty; 22001 new_name is longer than 255 characters; 23502 new_name is NULL; 42501 not kenbun_admin, or the caller may not SELECT a column the rule reads; 0A000 not in a READ COMMITTED transaction.
 Example: SELECT kenbun.segment_copy(''Hot US paid'', new_name => ''Hot US paid (copy)'');';
 COMMENT ON FUNCTION kenbun.segment_count(kenbun.segment_rule, text) IS 'Counts the leads (kind ''lead'', the default) or accounts (''account'') that match a rule, without saving anything; reads the bound table with the caller''s rights (row-level security applies).
 Returns: bigint, the number of matching rows.
@@ -493,7 +671,7 @@ Example: SELECT kenbun.segment_include(''Hot US paid'', ARRAY[''17'']);
 SELECT * FROM kenbun.segment_overrides;';
 COMMENT ON FUNCTION kenbun.segment_levels(text, text) IS 'Shows how the members of a saved segment spread over the tiers of a level (levels: the level''s name), read from the members'' rows in the bound table.
 Returns: TABLE(tier text, members bigint): one row per tier from the lowest, then (none) for members with no value or one below the lowest tier.
-Errors: 42704 no such segment or level (with a did-you-mean hint); 0A000 the segment is static; 55000 the segment is inactive (hint: activate it, or preview its rule with kenbun.segment_preview); 42703 the level''s field is not a field of the segment''s kind; 42501 not kenbun_reader, or not allowed to read the bound table.
+Errors: 42704 no such segment or level (with a did-you-mean hint); 0A000 the segment is static; 55000 the segment is inactive (hint: activate it, or preview its rule with kenbun.segment_preview); 42809 the segment''s table does not have the level''s field (a level over the leads'' score, for an account segment); 42501 not kenbun_reader, or not allowed to read the bound table.
 Example: SELECT * FROM kenbun.segment_levels(''Decision makers'', ''engagement'');';
 COMMENT ON FUNCTION kenbun.segment_lint(kenbun.segment_rule, text) IS 'Checks a rule of kind ''lead'' (the default) or ''account'' for bad practice: contradictory conditions (error), redundant or duplicate ones, a regular expression where starts_with would do, lists of one value, time windows, JSON paths no index serves, references to inactive segments, and rules that match every row or none today. Reads the bound tables with the caller''s rights.
 Returns: TABLE(severity text, path text, message text): severity error, warning or info, ordered by severity then JSON path; no rows for a clean rule.
@@ -572,7 +750,7 @@ Example: DELETE FROM kenbun.segments WHERE name = ''Pricing intent''; SELECT ken
 COMMENT ON FUNCTION kenbun.unmap_field(text, text) IS
 'Removes mapped field field of kind and recompiles every segment; a rule using the name then reads the column of that name, if there is one.
 Returns: boolean, true if the field was mapped (false also for an unknown kind).
-Errors: 42703 a segment still uses the field and no column of that name takes its place, or another compile error (e.g. 42804) when one does with another type (the compiler''s error, naming the JSON path; the change is rolled back); 0A000 not in a READ COMMITTED transaction; 42501 not kenbun_admin.
+Errors: 42703 a segment still uses the field and no column of that name takes its place, or another compile error (e.g. 42804) when one does with another type (the compiler''s error, prefixed with segment "<name>" no longer compiles:; the change is rolled back); 0A000 not in a READ COMMITTED transaction; 42501 not kenbun_admin.
 Example: SELECT kenbun.unmap_field(''lead'', ''trial_ends'');';
 COMMENT ON FUNCTION kenbun.lead_segments(anyelement) IS
 'Lists the segments a lead is a member of now, given its key as it is (lead_segments(42), a uuid, …): the key is passed on as text to kenbun.lead_segments(text).

@@ -440,6 +440,11 @@ BEGIN
         RETURN NEW;
     END IF;
     PERFORM kenbun._lock_definitions();
+    IF NEW.name IS NULL THEN
+        -- checked here, before the compile (which needs the name), not by the NOT NULL constraint after it
+        RAISE EXCEPTION 'null value in column "name" of relation "segments" violates not-null constraint'
+            USING ERRCODE = '23502', HINT = 'every segment needs a name (segment_copy and segment_snapshot: the new name)';
+    END IF;
     IF pg_catalog.char_length(NEW.name) > 255 THEN
         -- the name goes into every NOTIFY payload, which PostgreSQL limits to 8000 bytes
         RAISE EXCEPTION 'segment name is longer than 255 characters (%)', pg_catalog.char_length(NEW.name)
@@ -1138,6 +1143,7 @@ SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     seg kenbun.segments;
 BEGIN
+    PERFORM kenbun._load_hooks();  -- the hint of a permission error below (hooks.rs)
     SELECT * INTO seg FROM kenbun.segments s WHERE s.name = _segment.name;
     IF seg.id IS NULL THEN
         RAISE EXCEPTION 'segment "%" does not exist', name USING ERRCODE = '42704',

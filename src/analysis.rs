@@ -430,15 +430,6 @@ fn segment_explain(name: &str, analyze: default!(bool, false)) -> TableIterator<
 #[search_path(pg_catalog, pg_temp)]
 fn segment_levels(name: &str, levels: &str) -> TableIterator<'static, (name!(tier, String), name!(members, i64))> {
     let (kind, _, active) = saved(name);
-    if kind != Kind::Lead {
-        raise(
-            KenbunError::new(
-                SqlState::WrongObjectType,
-                format!("segment \"{name}\" is an account segment, and levels read the lead table"),
-            )
-            .hint("levels have no kind: they are tiers of a lead field. Count an account segment's members by a field of theirs with kenbun.segment_members, or by their leads' levels with a lead segment"),
-        );
-    }
     if !active {
         raise(
             KenbunError::new(
@@ -457,6 +448,27 @@ fn segment_levels(name: &str, levels: &str) -> TableIterator<'static, (name!(tie
         })
     };
     let b = cat.binding(kind).unwrap();
+    // levels have no kind: a level applies to the segments of the kinds whose table has its field
+    let root = level.field.split('.').next().unwrap_or("");
+    if b.column(root).is_none() && !cat.fields.iter().any(|f| f.kind == kind.name() && f.name == level.field) {
+        raise(
+            KenbunError::new(
+                SqlState::WrongObjectType,
+                format!(
+                    "level \"{}\" reads \"{}\", which the {} table does not have: segment \"{name}\" is {} {} segment",
+                    level.name,
+                    level.field,
+                    kind.name(),
+                    if kind == Kind::Account { "an" } else { "a" },
+                    kind.name()
+                ),
+            )
+            .hint(format!(
+                "levels have no kind: a level counts the members of segments whose table has its field. For {} segments, define one over a field of theirs, e.g. kenbun.define_levels('size', 'employees', …)",
+                kind.name()
+            )),
+        );
+    }
     let a = root_alias(kind);
     let (members, col) = crate::compile::maintain::members_table(kind);
     let mut cols = vec![];

@@ -38,3 +38,10 @@ unsafe extern "C-unwind" fn emit_log_hook(edata: *mut pg_sys::ErrorData) {
         previous(edata);
     }
 }
+
+/// Loads the library, and with it the hook above, into the backend. SQL functions that read kenbun's
+/// catalog first (`_bound`, `_segment`) call it, so that a role's first call in a session, even of a
+/// function written in SQL, gets the hint.
+#[pg_extern(stable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
+fn _load_hooks() {}

@@ -178,6 +178,20 @@ SELECT count(*) AS definer_without_search_path FROM pg_proc p
  WHERE p.pronamespace = 'kenbun'::regnamespace AND p.prosecdef
    AND NOT COALESCE(p.proconfig @> '{"search_path=pg_catalog, pg_temp"}', false);
 
+-- A role granted neither kenbun role, in a fresh session: PostgreSQL's own permission error gets
+-- kenbun's hint (emit_log_hook), also when the first function called is written in SQL
+ALTER ROLE kb_nobody LOGIN;
+\c kenbun_roles kb_nobody
+SELECT * FROM kenbun.lead_segments('1');
+\c kenbun_roles kb_nobody
+SELECT * FROM kenbun.segment_members('us_hot');
+\c kenbun_roles kb_nobody
+SELECT kenbun.segment_refresh('us_hot');
+\c kenbun_roles kb_nobody
+SELECT count(*) FROM kenbun.segments;
+\c kenbun_roles postgres
+ALTER ROLE kb_nobody NOLOGIN;
+
 \c kenbun_regress
 DROP DATABASE kenbun_roles;
 DROP ROLE kb_app, kb_admin, kb_reader, kb_nobody;
