@@ -11,7 +11,7 @@ def fn(file, header):
     return s[i:j].replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
 parts = ["""-- kenbun 0.6.0 -> 0.7.0: every public object documented (COMMENT ON, docs/reference.md), key
 -- arguments checked with kenbun's errors (a NULL rule in segment_compare), a rejected recompile names its segment, lead_segments and
--- lead_history take a key of any type. The rule parser now rejects reversed "between" bounds: a saved
+-- lead_history take a key of any type, an override records who set it. The rule parser now rejects reversed "between" bounds: a saved
 -- rule that has them would no longer parse, so the update refuses to run until it is fixed.
 DO $$
 DECLARE
@@ -42,6 +42,14 @@ parts.append(fn('analysis', 'CREATE FUNCTION kenbun._bound('))
 parts.append(fn('analysis', 'CREATE FUNCTION kenbun._compare(x text, y text)'))
 parts.append(fn('analysis', 'CREATE FUNCTION kenbun._compare_members(x text, y text)'))
 parts.append(fn('segments', 'CREATE FUNCTION kenbun._segment('))
+parts.append("DROP FUNCTION kenbun._override(text, text[], boolean);\n")
+parts.append(fn('manual', 'CREATE FUNCTION kenbun._override('))
+for w in ('segment_include', 'segment_exclude', 'segment_clear_override'):
+    parts.append(fn('manual', f'CREATE FUNCTION kenbun.{w}('))
+parts.append("""ALTER FUNCTION kenbun._override(text, text[], boolean, name) SECURITY DEFINER;
+REVOKE ALL ON FUNCTION kenbun._override(text, text[], boolean, name) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kenbun._override(text, text[], boolean, name) TO kenbun_admin;
+""")
 parts.append(fn('analysis', 'CREATE FUNCTION kenbun._check_key('))
 parts.append(fn('analysis', 'CREATE FUNCTION kenbun.segment_members('))
 parts.append(fn('analysis', 'CREATE FUNCTION kenbun.lead_segments(lead_id text)'))

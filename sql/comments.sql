@@ -37,7 +37,7 @@ COMMENT ON COLUMN kenbun.member_overrides.segment_id IS 'The dynamic segment (ke
 COMMENT ON COLUMN kenbun.member_overrides.member_id IS 'The member''s key as text, in its canonical form (the key cast to text) (maintained by kenbun).';
 COMMENT ON COLUMN kenbun.member_overrides.include IS 'true: kept in the segment (segment_include); false: kept out (segment_exclude) (maintained by kenbun).';
 COMMENT ON COLUMN kenbun.member_overrides.created_at IS 'When the override was set or last switched between include and exclude (maintained by kenbun).';
-COMMENT ON COLUMN kenbun.member_overrides.created_by IS 'The role that set the override: CURRENT_USER inside the override functions, which run as the extension''s owner (SECURITY DEFINER), so in 0.6.0 it records the owner, not the caller (maintained by kenbun).';
+COMMENT ON COLUMN kenbun.member_overrides.created_by IS 'The role that called segment_include or segment_exclude (its CURRENT_USER; before 0.7.0 the extension''s owner was recorded).';
 COMMENT ON TABLE kenbun.membership_changes IS 'Append-only log of every enter and exit: one row per member, segment and change (written by kenbun in the transaction that changes membership; do not write it). Also sent by NOTIFY kenbun_membership. Read it with kenbun.changes_since or consume_changes (which never skip a change that commits late), trim it with prune_changes. Readable by kenbun_reader. Extension configuration: pg_dump dumps its rows and sequence.';
 COMMENT ON COLUMN kenbun.membership_changes.id IS 'Identity, increasing in the order the changes were logged (not the commit order: use changes_since to page safely) (maintained by kenbun).';
 COMMENT ON COLUMN kenbun.membership_changes.segment_id IS 'The segment (kenbun.segments.id); no foreign key: the row stays when the segment is deleted (maintained by kenbun).';
@@ -65,7 +65,7 @@ COMMENT ON COLUMN kenbun.segment_overrides.kind IS 'lead or account.';
 COMMENT ON COLUMN kenbun.segment_overrides.member_id IS 'The member''s key as text, in its canonical form.';
 COMMENT ON COLUMN kenbun.segment_overrides.override IS 'include (kept in whatever the rule says) or exclude (kept out).';
 COMMENT ON COLUMN kenbun.segment_overrides.created_at IS 'When the override was set or last switched.';
-COMMENT ON COLUMN kenbun.segment_overrides.created_by IS 'The role recorded by kenbun.member_overrides.created_by (in 0.6.0 the extension''s owner, not the caller).';
+COMMENT ON COLUMN kenbun.segment_overrides.created_by IS 'The role that set the override (kenbun.member_overrides.created_by).';
 COMMENT ON VIEW kenbun.segment_progress IS 'Every segment''s status and, while it is building, how far the batched build is: kenbun.segments left-joined to kenbun.segment_builds, one row per segment. Read-only. Readable by kenbun_reader.';
 COMMENT ON COLUMN kenbun.segment_progress.segment_id IS 'The segment''s id.';
 COMMENT ON COLUMN kenbun.segment_progress.name IS 'The segment''s name.';

@@ -1,6 +1,6 @@
 -- kenbun 0.6.0 -> 0.7.0: every public object documented (COMMENT ON, docs/reference.md), key
 -- arguments checked with kenbun's errors (a NULL rule in segment_compare), a rejected recompile names its segment, lead_segments and
--- lead_history take a key of any type. The rule parser now rejects reversed "between" bounds: a saved
+-- lead_history take a key of any type, an override records who set it. The rule parser now rejects reversed "between" bounds: a saved
 -- rule that has them would no longer parse, so the update refuses to run until it is fixed.
 DO $$
 DECLARE
@@ -317,6 +317,76 @@ BEGIN
     RETURN seg;
 END $$;
 
+DROP FUNCTION kenbun._override(text, text[], boolean);
+
+
+CREATE OR REPLACE FUNCTION kenbun._override(name text, ids text[], include boolean, by_role name)
+RETURNS bigint LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    seg kenbun.segments;
+    keys text[];
+    had boolean;
+    n bigint;
+BEGIN
+    PERFORM kenbun._lock_definitions();
+    seg := kenbun._segment(name);
+    IF seg.type = 'static' THEN
+        RAISE EXCEPTION 'segment "%" is static: overrides apply to dynamic segments', name USING ERRCODE = '0A000',
+            HINT = 'add or remove its members with kenbun.segment_add or kenbun.segment_remove';
+    END IF;
+    keys := kenbun._member_keys(seg, ids);
+    had := EXISTS (SELECT 1 FROM kenbun.member_overrides o WHERE o.segment_id = seg.id);
+    -- the first override or (maybe) the last one gone recompiles the segment, which locks the bound
+    -- tables: take that lock first (after row locks it could deadlock with a writer)
+    PERFORM kenbun._lock_members(seg, keys, NOT had OR include IS NULL);
+    IF include IS NULL THEN
+        DELETE FROM kenbun.member_overrides o WHERE o.segment_id = seg.id AND o.member_id = ANY (keys);
+    ELSE
+        INSERT INTO kenbun.member_overrides AS o (segment_id, member_id, include, created_by)
+        SELECT seg.id, k, include, _override.by_role FROM pg_catalog.unnest(keys) k ORDER BY k
+        ON CONFLICT (segment_id, member_id) DO UPDATE
+            SET include = EXCLUDED.include, created_at = pg_catalog.now(), created_by = _override.by_role
+          WHERE o.include IS DISTINCT FROM EXCLUDED.include;
+    END IF;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF had <> EXISTS (SELECT 1 FROM kenbun.member_overrides o WHERE o.segment_id = seg.id) THEN
+        -- the first override, or the last one gone: compile the rule with (without) the overrides'
+        -- wrapper, here and in the segments that use it. Nobody's membership changes by that alone.
+        PERFORM pg_catalog.set_config('kenbun.membership_kept', 'on', true);
+        UPDATE kenbun.segments s SET rule = s.rule WHERE s.id = seg.id;
+        PERFORM pg_catalog.set_config('kenbun.membership_kept', 'off', true);
+    END IF;
+    IF seg.active THEN
+        PERFORM kenbun._recompute(seg.id, 'manual', keys);
+    END IF;
+    PERFORM kenbun._recompute_cascade(seg.id, 'manual', false);
+    RETURN n;
+END $$;
+
+CREATE OR REPLACE FUNCTION kenbun.segment_include(name text, ids text[])
+RETURNS bigint LANGUAGE sql
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT kenbun._override(name, ids, true, CURRENT_USER);
+$$;
+
+CREATE OR REPLACE FUNCTION kenbun.segment_exclude(name text, ids text[])
+RETURNS bigint LANGUAGE sql
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT kenbun._override(name, ids, false, CURRENT_USER);
+$$;
+
+CREATE OR REPLACE FUNCTION kenbun.segment_clear_override(name text, ids text[])
+RETURNS bigint LANGUAGE sql
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT kenbun._override(name, ids, NULL, CURRENT_USER);
+$$;
+
+ALTER FUNCTION kenbun._override(text, text[], boolean, name) SECURITY DEFINER;
+REVOKE ALL ON FUNCTION kenbun._override(text, text[], boolean, name) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kenbun._override(text, text[], boolean, name) TO kenbun_admin;
+
+
 CREATE OR REPLACE FUNCTION kenbun._check_key(kind text, key text, arg text)
 RETURNS void LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
@@ -430,7 +500,7 @@ COMMENT ON COLUMN kenbun.member_overrides.segment_id IS 'The dynamic segment (ke
 COMMENT ON COLUMN kenbun.member_overrides.member_id IS 'The member''s key as text, in its canonical form (the key cast to text) (maintained by kenbun).';
 COMMENT ON COLUMN kenbun.member_overrides.include IS 'true: kept in the segment (segment_include); false: kept out (segment_exclude) (maintained by kenbun).';
 COMMENT ON COLUMN kenbun.member_overrides.created_at IS 'When the override was set or last switched between include and exclude (maintained by kenbun).';
-COMMENT ON COLUMN kenbun.member_overrides.created_by IS 'The role that set the override: CURRENT_USER inside the override functions, which run as the extension''s owner (SECURITY DEFINER), so in 0.6.0 it records the owner, not the caller (maintained by kenbun).';
+COMMENT ON COLUMN kenbun.member_overrides.created_by IS 'The role that called segment_include or segment_exclude (its CURRENT_USER; before 0.7.0 the extension''s owner was recorded).';
 COMMENT ON TABLE kenbun.membership_changes IS 'Append-only log of every enter and exit: one row per member, segment and change (written by kenbun in the transaction that changes membership; do not write it). Also sent by NOTIFY kenbun_membership. Read it with kenbun.changes_since or consume_changes (which never skip a change that commits late), trim it with prune_changes. Readable by kenbun_reader. Extension configuration: pg_dump dumps its rows and sequence.';
 COMMENT ON COLUMN kenbun.membership_changes.id IS 'Identity, increasing in the order the changes were logged (not the commit order: use changes_since to page safely) (maintained by kenbun).';
 COMMENT ON COLUMN kenbun.membership_changes.segment_id IS 'The segment (kenbun.segments.id); no foreign key: the row stays when the segment is deleted (maintained by kenbun).';
@@ -458,7 +528,7 @@ COMMENT ON COLUMN kenbun.segment_overrides.kind IS 'lead or account.';
 COMMENT ON COLUMN kenbun.segment_overrides.member_id IS 'The member''s key as text, in its canonical form.';
 COMMENT ON COLUMN kenbun.segment_overrides.override IS 'include (kept in whatever the rule says) or exclude (kept out).';
 COMMENT ON COLUMN kenbun.segment_overrides.created_at IS 'When the override was set or last switched.';
-COMMENT ON COLUMN kenbun.segment_overrides.created_by IS 'The role recorded by kenbun.member_overrides.created_by (in 0.6.0 the extension''s owner, not the caller).';
+COMMENT ON COLUMN kenbun.segment_overrides.created_by IS 'The role that set the override (kenbun.member_overrides.created_by).';
 COMMENT ON VIEW kenbun.segment_progress IS 'Every segment''s status and, while it is building, how far the batched build is: kenbun.segments left-joined to kenbun.segment_builds, one row per segment. Read-only. Readable by kenbun_reader.';
 COMMENT ON COLUMN kenbun.segment_progress.segment_id IS 'The segment''s id.';
 COMMENT ON COLUMN kenbun.segment_progress.name IS 'The segment''s name.';

@@ -185,7 +185,9 @@ BEGIN
 END $$;
 
 -- == Overrides of dynamic segments
-CREATE FUNCTION kenbun._override(name text, ids text[], include boolean)
+-- by_role: the role calling segment_include/exclude (this function runs as kenbun's owner, so CURRENT_USER
+-- here would be the owner)
+CREATE FUNCTION kenbun._override(name text, ids text[], include boolean, by_role name)
 RETURNS bigint LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -208,10 +210,10 @@ BEGIN
     IF include IS NULL THEN
         DELETE FROM kenbun.member_overrides o WHERE o.segment_id = seg.id AND o.member_id = ANY (keys);
     ELSE
-        INSERT INTO kenbun.member_overrides AS o (segment_id, member_id, include)
-        SELECT seg.id, k, include FROM pg_catalog.unnest(keys) k ORDER BY k
+        INSERT INTO kenbun.member_overrides AS o (segment_id, member_id, include, created_by)
+        SELECT seg.id, k, include, _override.by_role FROM pg_catalog.unnest(keys) k ORDER BY k
         ON CONFLICT (segment_id, member_id) DO UPDATE
-            SET include = EXCLUDED.include, created_at = pg_catalog.now(), created_by = CURRENT_USER
+            SET include = EXCLUDED.include, created_at = pg_catalog.now(), created_by = _override.by_role
           WHERE o.include IS DISTINCT FROM EXCLUDED.include;
     END IF;
     GET DIAGNOSTICS n = ROW_COUNT;
@@ -232,19 +234,19 @@ END $$;
 CREATE FUNCTION kenbun.segment_include(name text, ids text[])
 RETURNS bigint LANGUAGE sql
 SET search_path = pg_catalog, pg_temp AS $$
-    SELECT kenbun._override(name, ids, true);
+    SELECT kenbun._override(name, ids, true, CURRENT_USER);
 $$;
 
 CREATE FUNCTION kenbun.segment_exclude(name text, ids text[])
 RETURNS bigint LANGUAGE sql
 SET search_path = pg_catalog, pg_temp AS $$
-    SELECT kenbun._override(name, ids, false);
+    SELECT kenbun._override(name, ids, false, CURRENT_USER);
 $$;
 
 CREATE FUNCTION kenbun.segment_clear_override(name text, ids text[])
 RETURNS bigint LANGUAGE sql
 SET search_path = pg_catalog, pg_temp AS $$
-    SELECT kenbun._override(name, ids, NULL);
+    SELECT kenbun._override(name, ids, NULL, CURRENT_USER);
 $$;
 
 -- == History of one lead

@@ -118,16 +118,16 @@ GRANT SELECT ON kenbun.member_overrides, kenbun.segment_overrides TO kenbun_read
 ALTER FUNCTION kenbun._apply(kenbun.segments, text, text, text[]) SECURITY DEFINER;
 ALTER FUNCTION kenbun._lock_members(kenbun.segments, text[], boolean) SECURITY DEFINER;
 ALTER FUNCTION kenbun._static_change(text, text[], text) SECURITY DEFINER;
-ALTER FUNCTION kenbun._override(text, text[], boolean) SECURITY DEFINER;
+ALTER FUNCTION kenbun._override(text, text[], boolean, name) SECURITY DEFINER;
 ALTER FUNCTION kenbun.segment_snapshot(text, text) SECURITY DEFINER;
 REVOKE ALL ON FUNCTION kenbun._apply(kenbun.segments, text, text, text[]), kenbun._lock_members(kenbun.segments, text[], boolean),
-    kenbun._static_change(text, text[], text), kenbun._override(text, text[], boolean), kenbun._static_fill(kenbun.segments),
+    kenbun._static_change(text, text[], text), kenbun._override(text, text[], boolean, name), kenbun._static_fill(kenbun.segments),
     kenbun._static_segment(text), kenbun._member_keys(kenbun.segments, text[]), kenbun._import_members(jsonb),
     kenbun.segment_snapshot(text, text), kenbun.segment_add(text, text[]), kenbun.segment_add(text, anyarray),
     kenbun.segment_remove(text, text[]), kenbun.segment_remove(text, anyarray), kenbun.segment_include(text, text[]),
     kenbun.segment_exclude(text, text[]), kenbun.segment_clear_override(text, text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kenbun._apply(kenbun.segments, text, text, text[]), kenbun._lock_members(kenbun.segments, text[], boolean),
-    kenbun._static_change(text, text[], text), kenbun._override(text, text[], boolean), kenbun._static_fill(kenbun.segments),
+    kenbun._static_change(text, text[], text), kenbun._override(text, text[], boolean, name), kenbun._static_fill(kenbun.segments),
     kenbun._static_segment(text), kenbun._member_keys(kenbun.segments, text[]), kenbun._import_members(jsonb),
     kenbun.segment_snapshot(text, text), kenbun.segment_add(text, text[]), kenbun.segment_add(text, anyarray),
     kenbun.segment_remove(text, text[]), kenbun.segment_remove(text, anyarray), kenbun.segment_include(text, text[]),

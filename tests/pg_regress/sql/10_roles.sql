@@ -151,6 +151,10 @@ SET ROLE kb_admin;
 INSERT INTO kenbun.segments (name, kind, rule) VALUES ('gold', 'lead', '{"field":"tier","op":"in","value":["gold","platinum"]}');
 INSERT INTO kenbun.segments (name, kind, rule) VALUES ('pro', 'lead', '{"field":"plan","op":"eq","value":"pro"}');
 SELECT name, compiled_sql FROM kenbun.segments WHERE name IN ('gold', 'pro') ORDER BY 1;
+-- an override records the role that set it, not kenbun's owner (its function is SECURITY DEFINER)
+SELECT kenbun.segment_include('pro', ARRAY['1']);
+SELECT segment, member_id, override, created_by FROM kenbun.segment_overrides WHERE segment = 'pro';
+SELECT kenbun.segment_clear_override('pro', ARRAY['1']);
 SELECT try($$SELECT kenbun.map_field('lead', 'tier2', 'country', 'public.tier')$$);
 RESET ROLE;
 SET ROLE kb_app;
