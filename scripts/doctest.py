@@ -9,10 +9,10 @@ Rules a document follows:
   error, so an example cannot hide from this test.
 - The ```sql blocks of a document run in order in ONE psql session (as a reader pasting them into
   `make psql` would), on a database created by scripts/demo.sql just before (one per document). psql runs with its
-  defaults, except `\\set SHOW_CONTEXT never`.
-- A statement that is meant to fail says so with a comment `-- expected error: SQLSTATE`: the block must
-  raise as many errors as it has such comments, the last one with the last comment's SQLSTATE. Any
-  other block must not raise an error.
+  defaults, except `\\set SHOW_CONTEXT never` (and VERBOSITY verbose, to learn each error's SQLSTATE,
+  printed back as the default verbosity prints it).
+- A statement that is meant to fail says so with a comment `-- expected error: SQLSTATE`: the errors a
+  block raises must be exactly its comments' SQLSTATEs, in order. Any other block must not raise one.
 - A ```text block right after a ```sql block is the output the reader sees: it is generated (accept)
   and compared (check). Every block's status (ok, or the error's SQLSTATE) is compared too.
 - A document whose first line is `<!-- doctest: isolated -->` runs each block inside BEGIN ... ROLLBACK
@@ -144,7 +144,8 @@ def isolated(lines):
 
 
 def run(doc_blocks, iso):
-    script = ["\\set SHOW_CONTEXT never"]
+    # verbose, so that every error's SQLSTATE is known; normalize() prints it back as default verbosity
+    script = ["\\set SHOW_CONTEXT never", "\\set VERBOSITY verbose"]
     for n, b in enumerate(doc_blocks):
         script.append("\\echo '" + BEGIN_MARK.format(n) + "'")
         script.append("\\set LAST_ERROR_SQLSTATE none")
@@ -166,6 +167,7 @@ def run(doc_blocks, iso):
         m = END_MARK.match(line)
         if m:
             b = doc_blocks[cur]
+            b.codes = [c.group(1) for c in (VERBOSE_ERROR.match(l) for l in buf) if c]
             b.output = normalize(buf)
             b.status = "ok" if m.group(2) == "none" else "error " + m.group(2)
             cur = None
@@ -176,7 +178,14 @@ def run(doc_blocks, iso):
             fail(f"{b.doc}:{b.line}: the block did not finish (psql stopped?); psql's output ends with:\n{out[-2000:]}")
 
 
+VERBOSE_ERROR = re.compile(r"^ERROR:  ([0-9A-Z]{5}): ")
+VERBOSE_ONLY = re.compile(r"^(LOCATION|SCHEMA NAME|TABLE NAME|COLUMN NAME|DATATYPE NAME|CONSTRAINT NAME):  ")
+
+
 def normalize(lines):
+    """psql's output as a reader sees it (default verbosity), with the notifying backend's PID masked."""
+    lines = [re.sub(r"^(ERROR|WARNING|NOTICE|INFO|LOG|DEBUG|FATAL):  [0-9A-Z]{5}: ", r"\1:  ", l)
+             for l in lines if not VERBOSE_ONLY.match(l)]
     out = [re.sub(r"server process with PID \d+", "server process with PID <pid>", l).rstrip() for l in lines]
     while out and not out[-1]:
         out.pop()
@@ -208,9 +217,9 @@ def main():
         run(blocks, isolated(lines))
         for b in blocks:
             want = "error " + b.error if b.error else "ok"
-            raised = sum(1 for l in b.output if l.startswith("ERROR:"))
-            if b.status != want or raised != len(b.errors):
-                problems.append(f"{b.doc}:{b.line}: expected {want}, got {b.status}:\n    " + "\n    ".join(b.output[-15:]))
+            if b.status != want or b.codes != b.errors:
+                problems.append(f"{b.doc}:{b.line}: expected errors {b.errors or 'none'}, got {b.codes or 'none'}:\n    "
+                                + "\n    ".join(b.output[-15:]))
         exp_dir = os.path.join(EXPECTED, os.path.splitext(rel)[0].replace("/", "_"))
         actual = expected_text(blocks, sections)
         results = os.path.join(os.environ.get("STATE", "/tmp"), "doctest", os.path.basename(exp_dir))
