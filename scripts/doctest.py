@@ -128,13 +128,20 @@ def psql(db, script, check=True):
     return r.stdout
 
 
-def fresh_demo(blocks):
-    # roles are cluster-wide: the ones the documents create are dropped first, so every run starts clean
-    roles = sorted(set(re.findall(r"CREATE ROLE\s+(\w+)", "\n".join(b.sql for b in blocks), re.I)))
+def roles_of(blocks):
+    return sorted(set(re.findall(r"CREATE ROLE\s+(\w+)", "\n".join(b.sql for b in blocks), re.I)))
+
+
+def drop_demo(blocks):
+    # roles are cluster-wide: the ones a document creates are dropped with its database
     script = f"DROP DATABASE IF EXISTS {DB} WITH (FORCE);\n"
-    script += "".join(f"DROP ROLE IF EXISTS {r};\n" for r in roles)
-    script += f"CREATE DATABASE {DB};\n"
+    script += "".join(f"DROP ROLE IF EXISTS {r};\n" for r in roles_of(blocks))
     psql("postgres", "\\set ON_ERROR_STOP on\n" + script)
+
+
+def fresh_demo(blocks):
+    drop_demo(blocks)
+    psql("postgres", f"CREATE DATABASE {DB};\n")
     with open(os.path.join(ROOT, "scripts", "demo.sql")) as f:
         psql(DB, f.read())
 
@@ -215,6 +222,8 @@ def main():
         rel = os.path.relpath(path, ROOT)
         fresh_demo(blocks)
         run(blocks, isolated(lines))
+        if not any(x.status != ("error " + x.error if x.error else "ok") for x in blocks):
+            drop_demo(blocks)  # kept after a failure, to look into
         for b in blocks:
             want = "error " + b.error if b.error else "ok"
             if b.status != want or b.codes != b.errors:
