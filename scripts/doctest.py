@@ -9,8 +9,7 @@ Rules a document follows:
   error, so an example cannot hide from this test.
 - The ```sql blocks of a document run in order in ONE psql session (as a reader pasting them into
   `make psql` would), on a database created by scripts/demo.sql just before (one per document). psql runs with its
-  defaults, except `\\set SHOW_CONTEXT never` (and VERBOSITY verbose, to learn each error's SQLSTATE,
-  printed back as the default verbosity prints it).
+  defaults (in VERBOSITY verbose, to learn each error's SQLSTATE, printed back as the default prints it).
 - A statement that is meant to fail says so with a comment `-- expected error: SQLSTATE`: the errors a
   block raises must be exactly its comments' SQLSTATEs, in order. Any other block must not raise one.
 - A ```text block right after a ```sql block is the output the reader sees: it is generated (accept)
@@ -152,7 +151,7 @@ def isolated(lines):
 
 def run(doc_blocks, iso):
     # verbose, so that every error's SQLSTATE is known; normalize() prints it back as default verbosity
-    script = ["\\set SHOW_CONTEXT never", "\\set VERBOSITY verbose"]
+    script = ["\\set VERBOSITY verbose"]
     for n, b in enumerate(doc_blocks):
         script.append("\\echo '" + BEGIN_MARK.format(n) + "'")
         script.append("\\set LAST_ERROR_SQLSTATE none")

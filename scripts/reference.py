@@ -191,7 +191,9 @@ def generate(db):
             if errors:
                 out.append(f"**Errors:** {errors}")
                 out.append("")
-            callers = "everyone" if public == "t" else ", ".join(
+            needs_reader = public == "t" and "42501" in errors
+            callers = ("kenbun_reader, kenbun_admin (any role may execute it, but what it reads needs kenbun_reader)"
+                       if needs_reader else "everyone") if public == "t" else ", ".join(
                 r for r, ok in (("kenbun_reader", reader), ("kenbun_admin", admin)) if ok == "t") or "the extension's owner only"
             facts = [{"i": "immutable", "s": "stable", "v": "volatile"}[vol] if kind != "p" else "procedure",
                      "SECURITY DEFINER" if secdef == "t" else "SECURITY INVOKER (runs with the caller's rights)"]
@@ -213,7 +215,7 @@ def generate(db):
         kind = "view" if relkind == "v" else "table"
         if not comment:
             missing.append(f"{kind} kenbun.{relname}: no comment")
-        out.append(f"*{kind}*" + ("" if member == "t" else ", created when a table is bound (not a member of the extension: dumped by `pg_dump`)") + ". " + comment)
+        out.append(f"*{kind}*. " + comment)
         out.append("")
         rights = []
         if reader == "t":

@@ -141,6 +141,13 @@ BEGIN
         RAISE EXCEPTION 'null value in column "name" of relation "segments" violates not-null constraint'
             USING ERRCODE = '23502', HINT = 'every segment needs a name (segment_copy and segment_snapshot: the new name)';
     END IF;
+    IF NEW.kind IS NULL THEN
+        RAISE EXCEPTION 'null value in column "kind" of relation "segments" violates not-null constraint'
+            USING ERRCODE = '23502', HINT = 'kind is ''lead'' (a segment of leads) or ''account'' (of accounts)';
+    ELSIF NEW.kind NOT IN ('lead', 'account') THEN
+        RAISE EXCEPTION 'invalid kind "%"', NEW.kind
+            USING ERRCODE = '22023', HINT = 'kind is ''lead'' (a segment of leads) or ''account'' (of accounts)';
+    END IF;
     IF pg_catalog.char_length(NEW.name) > 255 THEN
         -- the name goes into every NOTIFY payload, which PostgreSQL limits to 8000 bytes
         RAISE EXCEPTION 'segment name is longer than 255 characters (%)', pg_catalog.char_length(NEW.name)

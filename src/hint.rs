@@ -26,6 +26,10 @@ pub fn privilege_hint(message: &str, context: &str, query: &str) -> Option<Strin
             let writing = ["INSERT", "UPDATE", "DELETE"].iter().any(|w| query.trim_start().to_ascii_uppercase().starts_with(w));
             Some(if writing && !context.contains("kenbun.") { admin } else { reader }.to_string())
         }
+        // a bound table's schema: kenbun reads the bound tables with the caller's rights
+        "schema" if name != "kenbun" && name != "\"kenbun\"" => Some(format!(
+            "kenbun reads the bound tables with your rights: GRANT USAGE ON SCHEMA {name} and SELECT on the table TO <role> (see the README, \"Security\")"
+        )),
         "function" | "procedure" if query.contains(&format!("kenbun.{name}")) || context.contains(&format!("kenbun.{name}")) => {
             Some(if matches!(name, "changes_since" | "consume_changes") { reader } else { admin }.to_string())
         }
@@ -51,5 +55,9 @@ mod tests {
         assert!(h.contains("GRANT kenbun_admin"), "{h}");
         assert_eq!(privilege_hint("permission denied for table leads", ctx, "SELECT 1"), None);
         assert_eq!(privilege_hint("division by zero", ctx, "SELECT kenbun.x()"), None);
+        // the bound table's schema, in a kenbun statement: what to grant
+        let h = privilege_hint("permission denied for schema app", "", "SELECT kenbun.segment_count('{}')").unwrap();
+        assert!(h.contains("GRANT USAGE ON SCHEMA app"), "{h}");
+        assert_eq!(privilege_hint("permission denied for schema app", "", "SELECT * FROM app.leads"), None);
     }
 }
