@@ -200,6 +200,8 @@ def generate(db):
             out.append(f"**Callable by:** {callers}; {', '.join(facts)}.")
             out.append("")
             if example:
+                out.append("**Example:**")
+                out.append("")
                 out.append("```sql")
                 out.append(example)
                 out.append("```")
@@ -270,6 +272,11 @@ def readme_with_table(table):
     return text, text[:i] + "\n" + table + "\n" + text[j:]
 
 
+def diff(a, b, name_a, name_b):
+    import difflib
+    return "\n".join(list(difflib.unified_diff(a.split("\n"), b.split("\n"), name_a, name_b, lineterm="", n=1))[:80])
+
+
 def main():
     mode = sys.argv[1] if len(sys.argv) > 1 else "check"
     make_db("kenbun_reference")
@@ -287,9 +294,8 @@ def main():
     with open(OUT) as f:
         have = f.read()
     if have != text:
-        import difflib
-        d = "\n".join(list(difflib.unified_diff(have.split("\n"), text.split("\n"), "docs/reference.md", "generated", lineterm="", n=1))[:80])
-        fail("docs/reference.md is not what the catalog says; run `make docs` and commit it:\n" + d)
+        fail("docs/reference.md is not what the catalog says; run `make docs` and commit it:\n"
+             + diff(have, text, "docs/reference.md", "generated"))
     if have_readme != want_readme:
         fail("README.md's function table is not what the catalog says; run `make docs` and commit it")
     prev = previous_version()
@@ -297,9 +303,8 @@ def main():
         make_db("kenbun_reference_upgraded", from_version=prev)
         upgraded, _ = generate("kenbun_reference_upgraded")
         if upgraded != text:
-            import difflib
-            d = "\n".join(list(difflib.unified_diff(text.split("\n"), upgraded.split("\n"), "fresh install", f"upgraded from {prev}", lineterm="", n=1))[:80])
-            fail(f"a database upgraded from {prev} documents itself differently from a fresh install (the upgrade script misses comments or objects):\n" + d)
+            fail(f"a database upgraded from {prev} documents itself differently from a fresh install (the upgrade "
+                 "script misses comments or objects):\n" + diff(text, upgraded, "fresh install", f"upgraded from {prev}"))
     print("reference: docs/reference.md is current" + (f"; a database upgraded from {prev} matches it" if prev else ""))
 
 
