@@ -106,9 +106,11 @@ DECLARE
     msg text;
     hnt text;
 BEGIN
-    FOR s IN SELECT x.id, x.name, x.kind, x.rule FROM kenbun.segments x WHERE x.rule IS NOT NULL ORDER BY x.id LOOP
+    FOR s IN SELECT x.* FROM kenbun.segments x ORDER BY x.id LOOP
         BEGIN
-            PERFORM kenbun.compile(s.rule, s.kind);
+            -- the compile _segments_before does
+            PERFORM kenbun._compile_saved(s.rule, s.kind, s.name, s.id, s.type,
+                                          EXISTS (SELECT 1 FROM kenbun.member_overrides o WHERE o.segment_id = s.id));
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hnt = PG_EXCEPTION_HINT;
             RAISE EXCEPTION 'segment "%" no longer compiles: %', s.name, msg USING ERRCODE = st,
